@@ -1,0 +1,140 @@
+//! `ApiError`: every error a client can see, and the one place errors become wire statuses — a
+//! gRPC status with Axon's `axoniq-errorcode` trailer, or an HTTP status with the same header.
+//! Lower crates speak their own terms; this file translates them, by exhaustive match.
+
+use myelin_protocol::ErrorCode;
+use myelin_replication::ReplicationError;
+use myelin_storage::{Rejection, StorageError};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::Status;
+
+/// Metadata key of the Axon error code, sent as a trailer on failed calls.
+pub const ERROR_CODE_KEY: &str = "axoniq-errorcode";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("No token for {method}")]
+    TokenMissing { method: String },
+    #[error("Invalid token for {method}")]
+    InvalidToken { method: String },
+    #[error("Context not found: {0}")]
+    ContextNotFound(String),
+    #[error("No active AxonServers found for context: {0}")]
+    NoServerForContext(String),
+    #[error("{0}")]
+    Rejected(Rejection),
+    #[error("Invalid event: {0}")]
+    InvalidEvent(String),
+    #[error("Invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("Message of {size} bytes is larger than the maximum of {max} bytes")]
+    PayloadTooLarge { size: usize, max: usize },
+    #[error("Transaction has more than {max} events")]
+    TooManyEvents { max: usize },
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Replication(#[from] ReplicationError),
+    #[error("{0}")]
+    Unimplemented(String),
+    #[error("server is shutting down")]
+    ShuttingDown,
+}
+
+impl ApiError {
+    /// The Axon error code for this error; `None` for plain gRPC statuses without one.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        Some(match self {
+            ApiError::TokenMissing { .. } => ErrorCode::AuthenticationTokenMissing,
+            ApiError::InvalidToken { .. } => ErrorCode::AuthenticationInvalidToken,
+            ApiError::ContextNotFound(_) => ErrorCode::ContextNotFound,
+            ApiError::NoServerForContext(_) => ErrorCode::NoAxonServerForContext,
+            ApiError::Rejected(rejection) => match rejection {
+                Rejection::InvalidSequence { .. } | Rejection::SnapshotAhead { .. } => {
+                    ErrorCode::InvalidSequence
+                }
+                Rejection::UnknownContext(_) => ErrorCode::ContextNotFound,
+                Rejection::Malformed(_) => ErrorCode::InvalidEvent,
+            },
+            ApiError::InvalidEvent(_) => ErrorCode::InvalidEvent,
+            ApiError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::TooManyEvents { .. } => ErrorCode::TooManyEvents,
+            ApiError::Storage(storage) => match storage {
+                StorageError::Rocks(_) | StorageError::Directory { .. } => {
+                    ErrorCode::DatafileWriteError
+                }
+                StorageError::Corrupt { .. } => ErrorCode::DatafileReadError,
+                StorageError::UnknownContext(_) => ErrorCode::ContextNotFound,
+            },
+            ApiError::Replication(replication) => match replication {
+                ReplicationError::NotLeader { .. } | ReplicationError::LeadershipLost(_) => {
+                    ErrorCode::NoLeaderAvailable
+                }
+                ReplicationError::ShuttingDown(_) => ErrorCode::Interrupted,
+                ReplicationError::Failed { .. } => ErrorCode::DatafileWriteError,
+            },
+            ApiError::ShuttingDown => ErrorCode::Interrupted,
+            ApiError::Unimplemented(_) => return None,
+        })
+    }
+
+    /// Logs a server fault at error level, client mistakes at debug.
+    fn log(&self) {
+        match self.error_code() {
+            Some(ErrorCode::DatafileReadError | ErrorCode::DatafileWriteError) => {
+                tracing::error!("request failed: {self}")
+            }
+            _ => tracing::debug!("request refused: {self}"),
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Status {
+        error.log();
+        let message = error.to_string();
+        match error.error_code() {
+            Some(code) => {
+                let mut metadata = MetadataMap::new();
+                metadata.insert(ERROR_CODE_KEY, MetadataValue::from_static(code.code()));
+                Status::with_metadata(code.grpc_code(), message, metadata)
+            }
+            None => Status::unimplemented(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_conflicts_carry_out_of_range_and_axoniq_2000() {
+        let status: Status = ApiError::Rejected(Rejection::InvalidSequence {
+            aggregate_id: "a1".into(),
+            got: 3,
+            expected: 2,
+        })
+        .into();
+        assert_eq!(status.code(), tonic::Code::OutOfRange);
+        assert_eq!(
+            status
+                .metadata()
+                .get(ERROR_CODE_KEY)
+                .and_then(|v| v.to_str().ok()),
+            Some("AXONIQ-2000")
+        );
+        assert_eq!(
+            status.message(),
+            "Invalid sequence number 3 for aggregate a1, expected 2"
+        );
+    }
+
+    #[test]
+    fn unimplemented_has_no_error_code() {
+        let status: Status = ApiError::Unimplemented("QueryEvents".into()).into();
+        assert_eq!(status.code(), tonic::Code::Unimplemented);
+        assert!(status.metadata().get(ERROR_CODE_KEY).is_none());
+    }
+}

@@ -1,0 +1,1127 @@
+//! Myelin's node configuration as Axon Server users know it: the same property
+//! names (`axoniq.axonserver.port`, `server.port`, ...), the same
+//! `axonserver.properties` file and the same `AXONIQ_AXONSERVER_*` environment
+//! variables. Values are layered, later wins: built-in defaults <
+//! `axonserver.properties` < `AXONIQ_AXONSERVER_*` environment < command-line
+//! overrides. Every supported property is one entry in a single key table,
+//! which drives parsing, defaults, environment names and documentation.
+//!
+//! Loading is pure: the caller gathers the file text, the environment and the
+//! overrides into [`ConfigSources`]; nothing here reads the process
+//! environment or the working directory.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// File name Axon Server reads its properties from.
+pub const PROPERTIES_FILE_NAME: &str = "axonserver.properties";
+
+/// Environment variables with this prefix are expected to name a known property.
+const ENV_PREFIX: &str = "AXONIQ_AXONSERVER_";
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+const GIB: usize = 1024 * MIB;
+const MIN_MESSAGE_SIZE: usize = 64 * KIB;
+const MAX_MESSAGE_SIZE: usize = 256 * MIB;
+
+// Property names that `validate` refers to as well as the key table.
+const GRPC_PORT: &str = "axoniq.axonserver.port";
+const INTERNAL_PORT: &str = "axoniq.axonserver.internal-port";
+const HTTP_PORT: &str = "server.port";
+const MAX_MESSAGE_SIZE_KEY: &str = "axoniq.axonserver.max-message-size";
+const ACCESS_CONTROL_ENABLED: &str = "axoniq.axonserver.accesscontrol.enabled";
+const ACCESS_CONTROL_TOKEN: &str = "axoniq.axonserver.accesscontrol.token";
+const ACCESS_CONTROL_ADMIN_TOKEN: &str = "axoniq.axonserver.accesscontrol.admin-token";
+
+/// Settings of one Myelin node. Each field's doc names its property.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    /// `axoniq.axonserver.name`
+    pub name: String,
+    /// `axoniq.axonserver.hostname`
+    pub hostname: String,
+    /// `axoniq.axonserver.port`
+    pub grpc_port: u16,
+    /// `axoniq.axonserver.internal-port`
+    pub internal_port: u16,
+    /// `server.port`
+    pub http_port: u16,
+    /// `axoniq.axonserver.event.storage`
+    pub event_storage: PathBuf,
+    /// `axoniq.axonserver.snapshot.storage`
+    pub snapshot_storage: PathBuf,
+    /// `axoniq.axonserver.max-message-size`
+    pub max_message_size_bytes: usize,
+    /// `axoniq.axonserver.accesscontrol.enabled`
+    pub access_control_enabled: bool,
+    /// `axoniq.axonserver.accesscontrol.token`
+    pub access_control_token: Option<String>,
+    /// `axoniq.axonserver.accesscontrol.admin-token`
+    pub access_control_admin_token: Option<String>,
+    /// `axoniq.axonserver.min-keep-alive-time`
+    pub min_keep_alive_time_ms: u64,
+    /// `axoniq.axonserver.default-command-timeout`
+    pub default_command_timeout_ms: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            name: "myelin".to_string(),
+            hostname: "localhost".to_string(),
+            grpc_port: 8124,
+            internal_port: 8224,
+            http_port: 8024,
+            event_storage: PathBuf::from("./data"),
+            snapshot_storage: PathBuf::from("./data"),
+            max_message_size_bytes: 4 * MIB,
+            access_control_enabled: false,
+            access_control_token: None,
+            access_control_admin_token: None,
+            min_keep_alive_time_ms: 1000,
+            default_command_timeout_ms: 300_000,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Checks rules that span fields or limit a value's range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ports = [
+            (GRPC_PORT, self.grpc_port),
+            (INTERNAL_PORT, self.internal_port),
+            (HTTP_PORT, self.http_port),
+        ];
+        for (property, port) in ports {
+            if port == 0 {
+                return Err(ConfigError::ZeroPort { property });
+            }
+        }
+        for (index, (first, port)) in ports.iter().enumerate() {
+            for (second, other_port) in &ports[index + 1..] {
+                if port == other_port {
+                    return Err(ConfigError::PortClash {
+                        first,
+                        second,
+                        port: *port,
+                    });
+                }
+            }
+        }
+
+        let has_token = |token: &Option<String>| token.as_deref().is_some_and(|t| !t.is_empty());
+        if self.access_control_enabled
+            && !has_token(&self.access_control_token)
+            && !has_token(&self.access_control_admin_token)
+        {
+            return Err(ConfigError::AccessControlWithoutToken);
+        }
+
+        if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE).contains(&self.max_message_size_bytes) {
+            return Err(ConfigError::MessageSizeOutOfRange {
+                bytes: self.max_message_size_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Parses a value and stores it in its field, or returns what was expected.
+type Setter = fn(&mut NodeConfig, &str) -> Result<(), &'static str>;
+
+/// One supported property: its name, what it means, and how to read and
+/// render its field. The default text is the rendering of `NodeConfig::default()`.
+pub struct ConfigKey {
+    /// Property name as written in `axonserver.properties`.
+    pub property: &'static str,
+    /// One-line description for docs and the example file.
+    pub doc: &'static str,
+    set: Setter,
+    render: fn(&NodeConfig) -> String,
+}
+
+impl ConfigKey {
+    /// The default value as it would be written in `axonserver.properties`.
+    pub fn default_text(&self) -> String {
+        (self.render)(&NodeConfig::default())
+    }
+
+    /// The Spring Boot environment variable name, e.g. `SERVER_PORT`.
+    pub fn env_name(&self) -> String {
+        env_name(self.property)
+    }
+
+    /// Environment names accepted for this key: the Spring name first, then
+    /// the spelling with `-` turned into `_`, if that differs.
+    pub fn env_names(&self) -> Vec<String> {
+        let spring_name = env_name(self.property);
+        let underscore_name = env_name(&self.property.replace('-', "_"));
+        if underscore_name == spring_name {
+            vec![spring_name]
+        } else {
+            vec![spring_name, underscore_name]
+        }
+    }
+
+    fn apply(
+        &self,
+        config: &mut NodeConfig,
+        value: &str,
+        origin: ValueOrigin,
+    ) -> Result<(), ConfigError> {
+        if let Err(expected) = (self.set)(config, value.trim()) {
+            return Err(ConfigError::InvalidValue {
+                property: self.property,
+                value: value.to_string(),
+                origin,
+                expected,
+            });
+        }
+        // The value itself is not logged: it may be a token.
+        tracing::debug!(property = self.property, origin = %origin, "configuration value set");
+        Ok(())
+    }
+}
+
+static CONFIG_KEYS: &[ConfigKey] = &[
+    ConfigKey {
+        property: "axoniq.axonserver.name",
+        doc: "Unique name of this node.",
+        set: |config, value| parse_text(value).map(|name| config.name = name),
+        render: |config| config.name.clone(),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.hostname",
+        doc: "Host name that clients are told to connect to.",
+        set: |config, value| parse_text(value).map(|host| config.hostname = host),
+        render: |config| config.hostname.clone(),
+    },
+    ConfigKey {
+        property: GRPC_PORT,
+        doc: "gRPC port for Axon Framework clients.",
+        set: |config, value| parse_port(value).map(|port| config.grpc_port = port),
+        render: |config| config.grpc_port.to_string(),
+    },
+    ConfigKey {
+        property: INTERNAL_PORT,
+        doc: "gRPC port for traffic between cluster nodes.",
+        set: |config, value| parse_port(value).map(|port| config.internal_port = port),
+        render: |config| config.internal_port.to_string(),
+    },
+    ConfigKey {
+        property: HTTP_PORT,
+        doc: "HTTP port for the REST API and the web UI.",
+        set: |config, value| parse_port(value).map(|port| config.http_port = port),
+        render: |config| config.http_port.to_string(),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.event.storage",
+        doc: "Directory that holds the event files.",
+        set: |config, value| parse_path(value).map(|path| config.event_storage = path),
+        render: |config| config.event_storage.display().to_string(),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.snapshot.storage",
+        doc: "Directory that holds the snapshot files.",
+        set: |config, value| parse_path(value).map(|path| config.snapshot_storage = path),
+        render: |config| config.snapshot_storage.display().to_string(),
+    },
+    ConfigKey {
+        property: MAX_MESSAGE_SIZE_KEY,
+        doc: "Largest gRPC message, in bytes or with a KB/MB/GB suffix (KB = 1024), 64KB to 256MB.",
+        set: |config, value| {
+            parse_data_size(value).map(|bytes| config.max_message_size_bytes = bytes)
+        },
+        render: |config| format_data_size(config.max_message_size_bytes),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.min-keep-alive-time",
+        doc: "Shortest keep-alive interval a client may use, in milliseconds.",
+        set: |config, value| parse_millis(value).map(|ms| config.min_keep_alive_time_ms = ms),
+        render: |config| config.min_keep_alive_time_ms.to_string(),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.default-command-timeout",
+        doc: "How long a command may wait for its result, in milliseconds.",
+        set: |config, value| parse_millis(value).map(|ms| config.default_command_timeout_ms = ms),
+        render: |config| config.default_command_timeout_ms.to_string(),
+    },
+    ConfigKey {
+        property: ACCESS_CONTROL_ENABLED,
+        doc: "Require a token on every request (true or false).",
+        set: |config, value| parse_bool(value).map(|on| config.access_control_enabled = on),
+        render: |config| config.access_control_enabled.to_string(),
+    },
+    ConfigKey {
+        property: ACCESS_CONTROL_TOKEN,
+        doc: "Token that applications present when access control is on; empty means none.",
+        set: |config, value| {
+            config.access_control_token = parse_optional_text(value);
+            Ok(())
+        },
+        render: |config| config.access_control_token.clone().unwrap_or_default(),
+    },
+    ConfigKey {
+        property: ACCESS_CONTROL_ADMIN_TOKEN,
+        doc: "Token for administrative operations; empty means none.",
+        set: |config, value| {
+            config.access_control_admin_token = parse_optional_text(value);
+            Ok(())
+        },
+        render: |config| {
+            config
+                .access_control_admin_token
+                .clone()
+                .unwrap_or_default()
+        },
+    },
+];
+
+/// Every supported property, in the order of the example file.
+pub fn documented_keys() -> impl Iterator<Item = &'static ConfigKey> {
+    CONFIG_KEYS.iter()
+}
+
+fn find_key(property: &str) -> Option<&'static ConfigKey> {
+    CONFIG_KEYS.iter().find(|key| key.property == property)
+}
+
+/// Spring Boot's environment name for a property: uppercase, `.` becomes `_`
+/// and `-` is dropped, so `axoniq.axonserver.accesscontrol.admin-token` is
+/// `AXONIQ_AXONSERVER_ACCESSCONTROL_ADMINTOKEN`.
+pub fn env_name(property: &str) -> String {
+    property
+        .to_ascii_uppercase()
+        .replace('.', "_")
+        .replace('-', "")
+}
+
+/// Looks for `axonserver.properties` in `cwd`, then in `cwd/config`, as Axon
+/// Server does; the first one found wins.
+pub fn find_properties_file(cwd: &Path) -> Option<PathBuf> {
+    [
+        cwd.join(PROPERTIES_FILE_NAME),
+        cwd.join("config").join(PROPERTIES_FILE_NAME),
+    ]
+    .into_iter()
+    .find(|candidate| candidate.is_file())
+}
+
+/// Everything `load` reads, gathered by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    /// Path and contents of `axonserver.properties`, if one was found.
+    pub properties_text: Option<(PathBuf, String)>,
+    /// The process environment (only known names and `AXONIQ_AXONSERVER_*` are looked at).
+    pub env: HashMap<String, String>,
+    /// Property name and value pairs from command-line flags, applied in order.
+    pub overrides: Vec<(String, String)>,
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueOrigin {
+    File { path: PathBuf, line: usize },
+    Env { var: String },
+    CommandLine,
+}
+
+impl fmt::Display for ValueOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueOrigin::File { path, line } => write!(f, "{} line {line}", path.display()),
+            ValueOrigin::Env { var } => write!(f, "environment variable {var}"),
+            ValueOrigin::CommandLine => write!(f, "command-line option"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{property}: invalid value {value:?} in {origin}: expected {expected}")]
+    InvalidValue {
+        property: &'static str,
+        value: String,
+        origin: ValueOrigin,
+        expected: &'static str,
+    },
+    #[error("unknown property {property:?} given on the command line")]
+    UnknownOverride { property: String },
+    #[error("{property} must not be 0")]
+    ZeroPort { property: &'static str },
+    #[error("{first} and {second} are both {port}: each port must be different")]
+    PortClash {
+        first: &'static str,
+        second: &'static str,
+        port: u16,
+    },
+    #[error(
+        "{ACCESS_CONTROL_ENABLED} is true but neither {ACCESS_CONTROL_TOKEN} nor {ACCESS_CONTROL_ADMIN_TOKEN} is set"
+    )]
+    AccessControlWithoutToken,
+    #[error("{MAX_MESSAGE_SIZE_KEY} is {bytes} bytes: it must be between 64KB and 256MB")]
+    MessageSizeOutOfRange { bytes: usize },
+}
+
+/// Something odd but harmless found while loading; the caller decides how to report it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigWarning {
+    UnknownProperty {
+        property: String,
+        path: PathBuf,
+        line: usize,
+    },
+    UnknownEnvVar {
+        var: String,
+    },
+    ConflictingEnvVars {
+        used: String,
+        ignored: String,
+    },
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigWarning::UnknownProperty {
+                property,
+                path,
+                line,
+            } => write!(
+                f,
+                "{} line {line}: unknown property {property:?} ignored",
+                path.display()
+            ),
+            ConfigWarning::UnknownEnvVar { var } => write!(
+                f,
+                "environment variable {var} matches no known property and is ignored"
+            ),
+            ConfigWarning::ConflictingEnvVars { used, ignored } => write!(
+                f,
+                "environment variables {used} and {ignored} disagree; using {used}"
+            ),
+        }
+    }
+}
+
+/// Builds the configuration from defaults < properties file < environment <
+/// overrides, then validates it. Unknown names give warnings; bad values and
+/// failed validation give an error.
+pub fn load(sources: ConfigSources) -> Result<(NodeConfig, Vec<ConfigWarning>), ConfigError> {
+    let mut config = NodeConfig::default();
+    let mut warnings = Vec::new();
+
+    if let Some((path, text)) = &sources.properties_text {
+        apply_properties_file(&mut config, path, text, &mut warnings)?;
+    }
+    apply_env(&mut config, &sources.env, &mut warnings)?;
+    for (property, value) in &sources.overrides {
+        let key = find_key(property).ok_or_else(|| ConfigError::UnknownOverride {
+            property: property.clone(),
+        })?;
+        key.apply(&mut config, value, ValueOrigin::CommandLine)?;
+    }
+
+    config.validate()?;
+    Ok((config, warnings))
+}
+
+fn apply_properties_file(
+    config: &mut NodeConfig,
+    path: &Path,
+    text: &str,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<(), ConfigError> {
+    for entry in parse_properties(text) {
+        match find_key(&entry.key) {
+            Some(key) => {
+                let origin = ValueOrigin::File {
+                    path: path.to_path_buf(),
+                    line: entry.line,
+                };
+                key.apply(config, &entry.value, origin)?;
+            }
+            // Axon Server's file may carry Spring settings that Myelin has no use for.
+            None if entry.key.starts_with("logging.") || entry.key.starts_with("spring.") => {}
+            None => warnings.push(ConfigWarning::UnknownProperty {
+                property: entry.key,
+                path: path.to_path_buf(),
+                line: entry.line,
+            }),
+        }
+    }
+    Ok(())
+}
+
+fn apply_env(
+    config: &mut NodeConfig,
+    env: &HashMap<String, String>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<(), ConfigError> {
+    let mut known_vars = HashSet::new();
+    for key in CONFIG_KEYS {
+        let names = key.env_names();
+        let present: Vec<(&String, &String)> = names
+            .iter()
+            .filter_map(|name| env.get(name).map(|value| (name, value)))
+            .collect();
+        if let Some((var, value)) = present.first() {
+            let origin = ValueOrigin::Env {
+                var: var.to_string(),
+            };
+            key.apply(config, value, origin)?;
+        }
+        let spellings_disagree = present.len() == 2 && present[0].1 != present[1].1;
+        if spellings_disagree {
+            warnings.push(ConfigWarning::ConflictingEnvVars {
+                used: present[0].0.clone(),
+                ignored: present[1].0.clone(),
+            });
+        }
+        known_vars.extend(names);
+    }
+
+    let mut unknown: Vec<&String> = env
+        .keys()
+        .filter(|var| var.starts_with(ENV_PREFIX) && !known_vars.contains(*var))
+        .collect();
+    unknown.sort();
+    warnings.extend(
+        unknown
+            .into_iter()
+            .map(|var| ConfigWarning::UnknownEnvVar { var: var.clone() }),
+    );
+    Ok(())
+}
+
+/// One `key=value` entry of a properties file, with the line it starts on.
+#[derive(Debug, PartialEq)]
+struct PropertyEntry {
+    key: String,
+    value: String,
+    line: usize,
+}
+
+/// Reads Java `.properties` text: `key=value`, `key: value` or `key value`;
+/// `#` and `!` comments; backslash line continuation; escapes such as `\t`,
+/// `\n`, `\\`, `\=`, `\:`. Unlike Java, trailing whitespace of a value is dropped.
+fn parse_properties(text: &str) -> Vec<PropertyEntry> {
+    let mut entries = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((index, raw_line)) = lines.next() {
+        let line = raw_line.trim_start_matches(is_properties_whitespace);
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let mut logical_line = line.to_string();
+        while ends_with_continuation(&logical_line) {
+            logical_line.pop();
+            match lines.next() {
+                Some((_, next)) => {
+                    logical_line.push_str(next.trim_start_matches(is_properties_whitespace))
+                }
+                None => break,
+            }
+        }
+        let (key, value) = split_key_value(&logical_line);
+        entries.push(PropertyEntry {
+            key,
+            value,
+            line: index + 1,
+        });
+    }
+    entries
+}
+
+fn is_properties_whitespace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\x0c')
+}
+
+/// A line continues when it ends in an odd number of backslashes.
+fn ends_with_continuation(line: &str) -> bool {
+    line.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1
+}
+
+fn split_key_value(line: &str) -> (String, String) {
+    let mut chars = line.chars();
+    let mut key = String::new();
+    let mut separator_seen = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => key.extend(chars.next().map(unescape)),
+            '=' | ':' => {
+                separator_seen = true;
+                break;
+            }
+            c if is_properties_whitespace(c) => break,
+            c => key.push(c),
+        }
+    }
+    let rest = chars.as_str().trim_start_matches(is_properties_whitespace);
+    // `key = value`: the separator may follow whitespace after the key.
+    let rest = match rest.strip_prefix(['=', ':']) {
+        Some(after) if !separator_seen => after.trim_start_matches(is_properties_whitespace),
+        _ => rest,
+    };
+    (key, decode_escapes(rest).trim_end().to_string())
+}
+
+fn decode_escapes(text: &str) -> String {
+    let mut decoded = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            decoded.extend(chars.next().map(unescape));
+        } else {
+            decoded.push(c);
+        }
+    }
+    decoded
+}
+
+/// The character that `\c` stands for; any other escaped character is itself.
+fn unescape(c: char) -> char {
+    match c {
+        't' => '\t',
+        'n' => '\n',
+        'r' => '\r',
+        'f' => '\x0c',
+        other => other,
+    }
+}
+
+fn parse_text(value: &str) -> Result<String, &'static str> {
+    if value.is_empty() {
+        Err("a non-empty name")
+    } else {
+        Ok(value.to_string())
+    }
+}
+
+fn parse_optional_text(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+fn parse_path(value: &str) -> Result<PathBuf, &'static str> {
+    if value.is_empty() {
+        Err("a directory path")
+    } else {
+        Ok(PathBuf::from(value))
+    }
+}
+
+fn parse_port(value: &str) -> Result<u16, &'static str> {
+    match value.parse::<u16>() {
+        Ok(port) if port != 0 => Ok(port),
+        _ => Err("a port number 1-65535"),
+    }
+}
+
+fn parse_millis(value: &str) -> Result<u64, &'static str> {
+    value.parse().map_err(|_| "a whole number of milliseconds")
+}
+
+/// Accepts what Spring accepts for booleans, in any letter case.
+fn parse_bool(value: &str) -> Result<bool, &'static str> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" => Ok(true),
+        "false" | "no" | "off" => Ok(false),
+        _ => Err("true or false"),
+    }
+}
+
+/// A Spring data size: a byte count with an optional B, KB, MB or GB suffix
+/// (any case, binary multiples).
+fn parse_data_size(value: &str) -> Result<usize, &'static str> {
+    const EXPECTED: &str = "a size in bytes, optionally with a KB, MB or GB suffix (e.g. 4MB)";
+    let digits_end = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(digits_end);
+    let number: usize = number.parse().map_err(|_| EXPECTED)?;
+    let multiplier = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" => KIB,
+        "MB" => MIB,
+        "GB" => GIB,
+        _ => return Err(EXPECTED),
+    };
+    number.checked_mul(multiplier).ok_or(EXPECTED)
+}
+
+/// Renders a byte count with the largest suffix that divides it exactly.
+fn format_data_size(bytes: usize) -> String {
+    for (suffix, size) in [("GB", GIB), ("MB", MIB), ("KB", KIB)] {
+        if bytes != 0 && bytes.is_multiple_of(size) {
+            return format!("{}{suffix}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE_FILE: &str = include_str!("../../../config/axonserver.properties");
+
+    fn from_file(text: &str) -> Result<(NodeConfig, Vec<ConfigWarning>), ConfigError> {
+        load(ConfigSources {
+            properties_text: Some((PathBuf::from("./axonserver.properties"), text.to_string())),
+            ..ConfigSources::default()
+        })
+    }
+
+    fn from_env(vars: &[(&str, &str)]) -> Result<(NodeConfig, Vec<ConfigWarning>), ConfigError> {
+        load(ConfigSources {
+            env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..ConfigSources::default()
+        })
+    }
+
+    #[test]
+    fn example_file_parses_to_defaults_without_warnings() {
+        let (config, warnings) = from_file(EXAMPLE_FILE).unwrap();
+        assert_eq!(config, NodeConfig::default());
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn example_file_lists_every_key_with_its_default_and_env_name() {
+        let lines: Vec<&str> = EXAMPLE_FILE.lines().collect();
+        for key in documented_keys() {
+            let setting = format!("{}={}", key.property, key.default_text());
+            let position = lines
+                .iter()
+                .position(|line| *line == setting)
+                .unwrap_or_else(|| panic!("example file lacks the line {setting:?}"));
+            let comments: Vec<&str> = lines[..position]
+                .iter()
+                .rev()
+                .take_while(|line| line.starts_with('#'))
+                .copied()
+                .collect();
+            for env in key.env_names() {
+                assert!(
+                    comments.iter().any(|line| line.contains(&env)),
+                    "comment above {} should name {env}",
+                    key.property
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_default_text_parses_back_to_the_default() {
+        for key in documented_keys() {
+            let mut config = NodeConfig::default();
+            (key.set)(&mut config, &key.default_text()).unwrap();
+            assert_eq!(config, NodeConfig::default(), "{}", key.property);
+        }
+    }
+
+    #[test]
+    fn key_table_has_no_duplicates_and_every_setter_reaches_a_field() {
+        let mut seen = HashSet::new();
+        for key in documented_keys() {
+            assert!(seen.insert(key.property), "duplicate {}", key.property);
+        }
+        assert_eq!(seen.len(), 13);
+        // A setter wired to the wrong field would leave this key's rendering unchanged.
+        let changed = [
+            ("axoniq.axonserver.name", "other"),
+            ("axoniq.axonserver.hostname", "example.org"),
+            (GRPC_PORT, "9124"),
+            (INTERNAL_PORT, "9224"),
+            (HTTP_PORT, "9024"),
+            ("axoniq.axonserver.event.storage", "/events"),
+            ("axoniq.axonserver.snapshot.storage", "/snapshots"),
+            (MAX_MESSAGE_SIZE_KEY, "8MB"),
+            (ACCESS_CONTROL_ENABLED, "true"),
+            (ACCESS_CONTROL_TOKEN, "secret"),
+            (ACCESS_CONTROL_ADMIN_TOKEN, "admin-secret"),
+            ("axoniq.axonserver.min-keep-alive-time", "500"),
+            ("axoniq.axonserver.default-command-timeout", "60000"),
+        ];
+        for (property, value) in changed {
+            let key = find_key(property).unwrap();
+            let mut config = NodeConfig::default();
+            (key.set)(&mut config, value).unwrap();
+            assert_eq!((key.render)(&config), value, "{property}");
+        }
+    }
+
+    #[test]
+    fn later_sources_win_for_the_same_key() {
+        let file = Some((
+            PathBuf::from("a.properties"),
+            "axoniq.axonserver.port=1001\naxoniq.axonserver.internal-port=2001\nserver.port=3001\n"
+                .to_string(),
+        ));
+        let env: HashMap<String, String> = [
+            ("AXONIQ_AXONSERVER_INTERNALPORT", "2002"),
+            ("SERVER_PORT", "3002"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let overrides = vec![("server.port".to_string(), "3003".to_string())];
+
+        let (config, warnings) = load(ConfigSources {
+            properties_text: file,
+            env,
+            overrides,
+        })
+        .unwrap();
+        assert_eq!(config.grpc_port, 1001, "file beats default");
+        assert_eq!(config.internal_port, 2002, "env beats file");
+        assert_eq!(config.http_port, 3003, "override beats env");
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn env_accepts_both_spellings() {
+        let (config, _) = from_env(&[
+            ("AXONIQ_AXONSERVER_ACCESSCONTROL_ADMINTOKEN", "a"),
+            ("AXONIQ_AXONSERVER_ACCESSCONTROL_ENABLED", "true"),
+        ])
+        .unwrap();
+        assert_eq!(config.access_control_admin_token.as_deref(), Some("a"));
+
+        let (config, warnings) = from_env(&[
+            ("AXONIQ_AXONSERVER_ACCESSCONTROL_ADMIN_TOKEN", "b"),
+            ("AXONIQ_AXONSERVER_MAX_MESSAGE_SIZE", "8MB"),
+            ("AXONIQ_AXONSERVER_EVENT_STORAGE", "/var/events"),
+        ])
+        .unwrap();
+        assert_eq!(config.access_control_admin_token.as_deref(), Some("b"));
+        assert_eq!(config.max_message_size_bytes, 8 * MIB);
+        assert_eq!(config.event_storage, PathBuf::from("/var/events"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn env_spellings_that_disagree_warn_and_the_spring_name_wins() {
+        let (config, warnings) = from_env(&[
+            ("AXONIQ_AXONSERVER_MINKEEPALIVETIME", "10"),
+            ("AXONIQ_AXONSERVER_MIN_KEEP_ALIVE_TIME", "20"),
+        ])
+        .unwrap();
+        assert_eq!(config.min_keep_alive_time_ms, 10);
+        assert_eq!(
+            warnings,
+            vec![ConfigWarning::ConflictingEnvVars {
+                used: "AXONIQ_AXONSERVER_MINKEEPALIVETIME".to_string(),
+                ignored: "AXONIQ_AXONSERVER_MIN_KEEP_ALIVE_TIME".to_string(),
+            }]
+        );
+    }
+
+    #[test]
+    fn env_names_follow_spring_relaxed_binding() {
+        assert_eq!(env_name("server.port"), "SERVER_PORT");
+        assert_eq!(
+            env_name("axoniq.axonserver.accesscontrol.admin-token"),
+            "AXONIQ_AXONSERVER_ACCESSCONTROL_ADMINTOKEN"
+        );
+        let admin_token = find_key(ACCESS_CONTROL_ADMIN_TOKEN).unwrap();
+        assert_eq!(
+            admin_token.env_names(),
+            vec![
+                "AXONIQ_AXONSERVER_ACCESSCONTROL_ADMINTOKEN",
+                "AXONIQ_AXONSERVER_ACCESSCONTROL_ADMIN_TOKEN"
+            ]
+        );
+        assert_eq!(
+            find_key(HTTP_PORT).unwrap().env_names(),
+            vec!["SERVER_PORT"]
+        );
+    }
+
+    #[test]
+    fn unknown_axonserver_env_vars_warn_and_others_are_ignored() {
+        let (config, warnings) = from_env(&[
+            ("AXONIQ_AXONSERVER_PORTT", "1"),
+            ("AXONIQ_AXONSERVER_DEVMODE_ENABLED", "true"),
+            ("PATH", "/usr/bin"),
+        ])
+        .unwrap();
+        assert_eq!(config, NodeConfig::default());
+        assert_eq!(
+            warnings,
+            vec![
+                ConfigWarning::UnknownEnvVar {
+                    var: "AXONIQ_AXONSERVER_DEVMODE_ENABLED".to_string()
+                },
+                ConfigWarning::UnknownEnvVar {
+                    var: "AXONIQ_AXONSERVER_PORTT".to_string()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn data_sizes_accept_plain_bytes_and_binary_suffixes() {
+        assert_eq!(parse_data_size("4194304"), Ok(4 * MIB));
+        assert_eq!(parse_data_size("4MB"), Ok(4 * MIB));
+        assert_eq!(parse_data_size("512KB"), Ok(512 * KIB));
+        assert_eq!(parse_data_size("8MB"), Ok(8 * MIB));
+        assert_eq!(parse_data_size("1GB"), Ok(GIB));
+        assert_eq!(parse_data_size("100B"), Ok(100));
+        assert_eq!(parse_data_size("16mb"), Ok(16 * MIB));
+        assert_eq!(parse_data_size("2 MB"), Ok(2 * MIB));
+        for bad in ["", "MB", "4XB", "-1", "4.5MB", "99999999999999999999GB"] {
+            assert!(parse_data_size(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert_eq!(format_data_size(4 * MIB), "4MB");
+        assert_eq!(format_data_size(1000), "1000");
+
+        let (config, _) = from_file("axoniq.axonserver.max-message-size = 512KB").unwrap();
+        assert_eq!(config.max_message_size_bytes, 512 * KIB);
+    }
+
+    #[test]
+    fn properties_syntax_separators_comments_and_blank_lines() {
+        let text = "# comment\n! also a comment\n\n   \n\
+                    a=1\n  b : 2\nc 3\nd\t=\t4\ne    5  \nf\ng=\n  # indented comment\n";
+        let entries: Vec<(String, String)> = parse_properties(text)
+            .into_iter()
+            .map(|entry| (entry.key, entry.value))
+            .collect();
+        let expected = [
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+            ("d", "4"),
+            ("e", "5"),
+            ("f", ""),
+            ("g", ""),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(entries, expected);
+    }
+
+    #[test]
+    fn properties_continuation_lines_and_escapes() {
+        let text = "name = first\\\n       second\\\n   third\n\
+                    escaped\\=key\\:x = tab\\there\\nnew\\\\line\\=\\:\n\
+                    even = ends in backslash\\\\\n\
+                    # comment ending in backslash \\\n\
+                    next = 1\n";
+        let entries = parse_properties(text);
+        assert_eq!(
+            entries,
+            vec![
+                PropertyEntry {
+                    key: "name".to_string(),
+                    value: "firstsecondthird".to_string(),
+                    line: 1
+                },
+                PropertyEntry {
+                    key: "escaped=key:x".to_string(),
+                    value: "tab\there\nnew\\line=:".to_string(),
+                    line: 4
+                },
+                PropertyEntry {
+                    key: "even".to_string(),
+                    value: "ends in backslash\\".to_string(),
+                    line: 5
+                },
+                PropertyEntry {
+                    key: "next".to_string(),
+                    value: "1".to_string(),
+                    line: 7
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn continued_value_reaches_its_field() {
+        let (config, _) =
+            from_file("axoniq.axonserver.event.storage = /var/lib/\\\n    myelin/events\n")
+                .unwrap();
+        assert_eq!(
+            config.event_storage,
+            PathBuf::from("/var/lib/myelin/events")
+        );
+    }
+
+    #[test]
+    fn unknown_file_key_warns_with_key_and_line_but_spring_and_logging_are_silent() {
+        let text =
+            "logging.level.root=INFO\nspring.profiles.active=x\n\naxoniq.axonserver.prot=1\n";
+        let (config, warnings) = from_file(text).unwrap();
+        assert_eq!(config, NodeConfig::default());
+        assert_eq!(
+            warnings,
+            vec![ConfigWarning::UnknownProperty {
+                property: "axoniq.axonserver.prot".to_string(),
+                path: PathBuf::from("./axonserver.properties"),
+                line: 4,
+            }]
+        );
+        let message = warnings[0].to_string();
+        assert!(message.contains("axoniq.axonserver.prot") && message.contains("line 4"));
+    }
+
+    #[test]
+    fn bad_file_value_names_key_value_file_line_and_expectation() {
+        let text = "# ports\naxoniq.axonserver.name=n\naxoniq.axonserver.port=abc\n";
+        let error = from_file(text).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "axoniq.axonserver.port: invalid value \"abc\" in ./axonserver.properties line 3: \
+             expected a port number 1-65535"
+        );
+    }
+
+    #[test]
+    fn bad_env_and_override_values_name_their_origin() {
+        let error = from_env(&[("AXONIQ_AXONSERVER_ACCESSCONTROL_ENABLED", "maybe")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "axoniq.axonserver.accesscontrol.enabled: invalid value \"maybe\" in environment \
+             variable AXONIQ_AXONSERVER_ACCESSCONTROL_ENABLED: expected true or false"
+        );
+
+        let error = load(ConfigSources {
+            overrides: vec![(
+                "axoniq.axonserver.default-command-timeout".to_string(),
+                "5s".to_string(),
+            )],
+            ..ConfigSources::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "axoniq.axonserver.default-command-timeout: invalid value \"5s\" in command-line \
+             option: expected a whole number of milliseconds"
+        );
+    }
+
+    #[test]
+    fn unknown_override_is_an_error() {
+        let error = load(ConfigSources {
+            overrides: vec![("axoniq.axonserver.nope".to_string(), "1".to_string())],
+            ..ConfigSources::default()
+        })
+        .unwrap_err();
+        assert!(
+            matches!(error, ConfigError::UnknownOverride { property } if property == "axoniq.axonserver.nope")
+        );
+    }
+
+    #[test]
+    fn empty_token_means_none() {
+        let (config, _) = from_file(
+            "axoniq.axonserver.accesscontrol.token=\naxoniq.axonserver.accesscontrol.admin-token = s3cret\n\
+             axoniq.axonserver.accesscontrol.enabled=TRUE\n",
+        )
+        .unwrap();
+        assert_eq!(config.access_control_token, None);
+        assert_eq!(config.access_control_admin_token.as_deref(), Some("s3cret"));
+        assert!(config.access_control_enabled);
+    }
+
+    #[test]
+    fn validate_checks_ports_tokens_and_message_size() {
+        assert!(NodeConfig::default().validate().is_ok());
+
+        let config = NodeConfig {
+            internal_port: 0,
+            ..NodeConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::ZeroPort {
+                property: INTERNAL_PORT
+            })
+        ));
+
+        let config = NodeConfig {
+            http_port: 8124,
+            ..NodeConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::PortClash {
+                first: GRPC_PORT,
+                second: HTTP_PORT,
+                port: 8124
+            })
+        ));
+
+        let mut config = NodeConfig {
+            access_control_enabled: true,
+            ..NodeConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::AccessControlWithoutToken)
+        ));
+        config.access_control_token = Some(String::new());
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::AccessControlWithoutToken)
+        ));
+        config.access_control_token = Some("t".to_string());
+        assert!(config.validate().is_ok());
+        config.access_control_token = None;
+        config.access_control_admin_token = Some("a".to_string());
+        assert!(config.validate().is_ok());
+
+        for (bytes, valid) in [
+            (MIN_MESSAGE_SIZE, true),
+            (MAX_MESSAGE_SIZE, true),
+            (MIN_MESSAGE_SIZE - 1, false),
+            (MAX_MESSAGE_SIZE + 1, false),
+        ] {
+            let config = NodeConfig {
+                max_message_size_bytes: bytes,
+                ..NodeConfig::default()
+            };
+            assert_eq!(config.validate().is_ok(), valid, "{bytes} bytes");
+        }
+    }
+
+    #[test]
+    fn load_validates_the_result() {
+        let error = from_file("axoniq.axonserver.accesscontrol.enabled=true\n").unwrap_err();
+        assert!(matches!(error, ConfigError::AccessControlWithoutToken));
+        let error = from_file("axoniq.axonserver.max-message-size=1GB\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "axoniq.axonserver.max-message-size is 1073741824 bytes: it must be between 64KB and 256MB"
+        );
+    }
+
+    #[test]
+    fn properties_file_is_found_in_cwd_before_config_dir() {
+        let cwd = std::env::temp_dir().join(format!("myelin-config-test-{}", std::process::id()));
+        let config_dir = cwd.join("config");
+        std::fs::create_dir_all(&config_dir).unwrap();
+
+        assert_eq!(find_properties_file(&cwd), None);
+        std::fs::write(config_dir.join(PROPERTIES_FILE_NAME), "").unwrap();
+        assert_eq!(
+            find_properties_file(&cwd),
+            Some(config_dir.join(PROPERTIES_FILE_NAME))
+        );
+        std::fs::write(cwd.join(PROPERTIES_FILE_NAME), "").unwrap();
+        assert_eq!(
+            find_properties_file(&cwd),
+            Some(cwd.join(PROPERTIES_FILE_NAME))
+        );
+
+        std::fs::remove_dir_all(&cwd).unwrap();
+    }
+}

@@ -1,0 +1,508 @@
+//! `EventStore` on 8124: appends go through the replication group (validated here, sequence-checked
+//! in `Store::apply`); reads — aggregate streams, snapshots, tracking streams, tokens — are served
+//! from this node's applied state.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use myelin_protocol::grpc::event::event_store_server::EventStore;
+use myelin_protocol::grpc::event::{
+    Confirmation, ConfirmationWithConsistencyMarker, Event, EventWithToken,
+    GetAggregateEventsRequest, GetAggregateSnapshotsRequest, GetEventsRequest,
+    GetFirstTokenRequest, GetLastTokenRequest, GetTokenAtRequest, QueryEventsRequest,
+    QueryEventsResponse, ReadHighestSequenceNrRequest, ReadHighestSequenceNrResponse,
+    TrackingToken,
+};
+use myelin_protocol::limits::{
+    APPEND_TRANSACTION_BYTES_MAX, APPEND_TRANSACTION_EVENTS_MAX, BLACKLISTED_SEND_AFTER_EVENTS,
+};
+use myelin_protocol::log::{log_command::Command, AppendEvents, AppendSnapshot};
+use myelin_storage::{ApplyOutcome, Context};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::api_error::ApiError;
+use crate::gateway::call_context;
+use crate::node::Shared;
+
+/// Events read from storage per round trip, for aggregate and tracking streams.
+const READ_BATCH_EVENTS_MAX: usize = 256;
+/// Events buffered per outgoing stream before waiting for the client to read.
+const STREAM_QUEUE_EVENTS_MAX: usize = 64;
+
+pub struct EventStoreService {
+    shared: Arc<Shared>,
+}
+
+impl EventStoreService {
+    pub(crate) fn new(shared: Arc<Shared>) -> EventStoreService {
+        EventStoreService { shared }
+    }
+
+    fn context<T>(&self, request: &Request<T>) -> Result<Arc<Context>, Status> {
+        let name = call_context(request)?.context;
+        Ok(self.shared.context(&name)?)
+    }
+}
+
+/// Checks what Axon's aggregate rules need before an event may enter the log.
+pub(crate) fn validate_event(event: &Event, max_message_size_bytes: usize) -> Result<(), ApiError> {
+    let size = event.encoded_len();
+    if size > max_message_size_bytes {
+        return Err(ApiError::PayloadTooLarge {
+            size,
+            max: max_message_size_bytes,
+        });
+    }
+    if event.aggregate_identifier.is_empty() {
+        if event.aggregate_sequence_number != 0 || !event.aggregate_type.is_empty() {
+            return Err(ApiError::InvalidEvent(format!(
+                "event {} has an aggregate type or sequence number but no aggregate identifier",
+                event.message_identifier
+            )));
+        }
+    } else if event.aggregate_sequence_number < 0 {
+        return Err(ApiError::InvalidEvent(format!(
+            "event {} has negative sequence number {} for aggregate {}",
+            event.message_identifier, event.aggregate_sequence_number, event.aggregate_identifier
+        )));
+    }
+    Ok(())
+}
+
+fn decode_stored(bytes: &[u8]) -> Result<Event, Status> {
+    Event::decode(bytes).map_err(|e| {
+        Status::from(ApiError::Storage(myelin_storage::StorageError::Corrupt {
+            what: "stored event",
+            detail: e.to_string(),
+        }))
+    })
+}
+
+/// Sequence bounds of an aggregate read: Axon treats `max_sequence` as exclusive, 0 or less as none.
+fn sequence_bound(max_sequence: i64) -> u64 {
+    if max_sequence <= 0 {
+        u64::MAX
+    } else {
+        max_sequence as u64
+    }
+}
+
+#[tonic::async_trait]
+impl EventStore for EventStoreService {
+    async fn append_event(
+        &self,
+        request: Request<Streaming<Event>>,
+    ) -> Result<Response<ConfirmationWithConsistencyMarker>, Status> {
+        let context = self.context(&request)?;
+        let mut stream = request.into_inner();
+        let max_size = self.shared.max_message_size_bytes;
+        let mut events = Vec::new();
+        let mut total_bytes = 0usize;
+        // The transaction is whatever arrives before the client half-closes; a cancelled or broken
+        // stream ends here with nothing written.
+        while let Some(event) = stream.message().await? {
+            validate_event(&event, max_size)?;
+            if events.len() == APPEND_TRANSACTION_EVENTS_MAX {
+                return Err(ApiError::TooManyEvents {
+                    max: APPEND_TRANSACTION_EVENTS_MAX,
+                }
+                .into());
+            }
+            let bytes = event.encode_to_vec();
+            total_bytes += bytes.len();
+            if total_bytes > APPEND_TRANSACTION_BYTES_MAX {
+                return Err(ApiError::PayloadTooLarge {
+                    size: total_bytes,
+                    max: APPEND_TRANSACTION_BYTES_MAX,
+                }
+                .into());
+            }
+            events.push(bytes);
+        }
+        if !events.is_empty() {
+            let command = Command::AppendEvents(AppendEvents {
+                context: context.name().to_string(),
+                events,
+            });
+            match self.shared.propose(command).await? {
+                ApplyOutcome::Appended { .. } => {}
+                ApplyOutcome::Rejected(rejection) => {
+                    return Err(ApiError::Rejected(rejection).into())
+                }
+                other => {
+                    return Err(Status::internal(format!(
+                        "unexpected outcome of an append: {other:?}"
+                    )))
+                }
+            }
+        }
+        Ok(Response::new(ConfirmationWithConsistencyMarker {
+            success: true,
+            consistency_marker: None,
+        }))
+    }
+
+    async fn append_snapshot(
+        &self,
+        request: Request<Event>,
+    ) -> Result<Response<Confirmation>, Status> {
+        let context = self.context(&request)?;
+        let snapshot = request.into_inner();
+        validate_event(&snapshot, self.shared.max_message_size_bytes)?;
+        if snapshot.aggregate_identifier.is_empty() {
+            return Err(ApiError::InvalidEvent(
+                "a snapshot needs an aggregate identifier".to_string(),
+            )
+            .into());
+        }
+        let command = Command::AppendSnapshot(AppendSnapshot {
+            context: context.name().to_string(),
+            snapshot: snapshot.encode_to_vec(),
+        });
+        match self.shared.propose(command).await? {
+            ApplyOutcome::SnapshotStored => Ok(Response::new(Confirmation { success: true })),
+            ApplyOutcome::Rejected(rejection) => Err(ApiError::Rejected(rejection).into()),
+            other => Err(Status::internal(format!(
+                "unexpected outcome of a snapshot: {other:?}"
+            ))),
+        }
+    }
+
+    type ListAggregateEventsStream = ReceiverStream<Result<Event, Status>>;
+
+    async fn list_aggregate_events(
+        &self,
+        request: Request<GetAggregateEventsRequest>,
+    ) -> Result<Response<Self::ListAggregateEventsStream>, Status> {
+        let context = self.context(&request)?;
+        let query = request.into_inner();
+        if query.aggregate_id.is_empty() {
+            return Err(ApiError::InvalidRequest("aggregate_id is empty".to_string()).into());
+        }
+        if query.initial_sequence < 0 {
+            return Err(ApiError::InvalidRequest(format!(
+                "initial_sequence {} is negative",
+                query.initial_sequence
+            ))
+            .into());
+        }
+        let store = self.shared.store.clone();
+        let end = sequence_bound(query.max_sequence);
+        let mut next = query.initial_sequence as u64;
+        let (sender, receiver) = mpsc::channel(STREAM_QUEUE_EVENTS_MAX);
+        tokio::spawn(async move {
+            if query.allow_snapshots {
+                let newest = store.snapshots(&context, &query.aggregate_id, next, end, 1);
+                match newest.map(|mut s| s.pop()) {
+                    Ok(Some((sequence, bytes))) => {
+                        let snapshot = decode_stored(&bytes).map(|mut s| {
+                            s.snapshot = true;
+                            s
+                        });
+                        if sender.send(snapshot).await.is_err() {
+                            return;
+                        }
+                        next = sequence + 1;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = sender.send(Err(ApiError::from(e).into())).await;
+                        return;
+                    }
+                }
+            }
+            while next < end {
+                let batch = match store.aggregate_events(
+                    &context,
+                    &query.aggregate_id,
+                    next,
+                    end,
+                    READ_BATCH_EVENTS_MAX,
+                ) {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        let _ = sender.send(Err(ApiError::from(e).into())).await;
+                        return;
+                    }
+                };
+                let Some((last, _)) = batch.last() else {
+                    return;
+                };
+                next = last + 1;
+                let full = batch.len() == READ_BATCH_EVENTS_MAX;
+                for (_, bytes) in batch {
+                    if sender.send(decode_stored(&bytes)).await.is_err() {
+                        return;
+                    }
+                }
+                if !full {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    type ListAggregateSnapshotsStream = ReceiverStream<Result<Event, Status>>;
+
+    async fn list_aggregate_snapshots(
+        &self,
+        request: Request<GetAggregateSnapshotsRequest>,
+    ) -> Result<Response<Self::ListAggregateSnapshotsStream>, Status> {
+        let context = self.context(&request)?;
+        let query = request.into_inner();
+        if query.aggregate_id.is_empty() {
+            return Err(ApiError::InvalidRequest("aggregate_id is empty".to_string()).into());
+        }
+        let from = query.initial_sequence.max(0) as u64;
+        // A negative bound returns nothing (Axon Framework pages down to -1); 0 means none.
+        let end = if query.max_sequence < 0 {
+            0
+        } else {
+            sequence_bound(query.max_sequence)
+        };
+        let limit = if query.max_results <= 0 {
+            usize::MAX
+        } else {
+            query.max_results as usize
+        };
+        let snapshots = self
+            .shared
+            .store
+            .snapshots(&context, &query.aggregate_id, from, end, limit)
+            .map_err(ApiError::from)?;
+        let (sender, receiver) = mpsc::channel(snapshots.len().max(1));
+        for (_, bytes) in snapshots {
+            let snapshot = decode_stored(&bytes).map(|mut s| {
+                s.snapshot = true;
+                s
+            });
+            // Capacity covers every snapshot, so this never waits.
+            let _ = sender.try_send(snapshot);
+        }
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    type ListEventsStream = ReceiverStream<Result<EventWithToken, Status>>;
+
+    async fn list_events(
+        &self,
+        request: Request<Streaming<GetEventsRequest>>,
+    ) -> Result<Response<Self::ListEventsStream>, Status> {
+        let context = self.context(&request)?;
+        let head =
+            self.shared.group.head(context.name()).ok_or_else(|| {
+                Status::from(ApiError::ContextNotFound(context.name().to_string()))
+            })?;
+        let mut inbound = request.into_inner();
+        let first = inbound.message().await?.ok_or_else(|| {
+            Status::from(ApiError::InvalidRequest(
+                "event stream closed before its first request".into(),
+            ))
+        })?;
+        if first.tracking_token < 0 {
+            return Err(ApiError::InvalidRequest(format!(
+                "tracking_token {} is negative",
+                first.tracking_token
+            ))
+            .into());
+        }
+        let mut tracker = Tracker {
+            next_token: first.tracking_token as u64,
+            permits: 0,
+            blacklist: HashSet::new(),
+            skipped_in_a_row: 0,
+        };
+        tracker.update(&first)?;
+        tracing::debug!(context = %context.name(), client = %first.client_id, processor = %first.processor, from = tracker.next_token, "tracking stream opened");
+
+        // Further requests (permits, blacklist) arrive on their own task so the sender never blocks them.
+        let (requests_tx, requests) = mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(request)) => {
+                        if requests_tx.send(request).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        });
+        let (sender, receiver) = mpsc::channel(STREAM_QUEUE_EVENTS_MAX);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            if let Err(status) = tracker
+                .run(&shared, &context, head, requests, &sender)
+                .await
+            {
+                let _ = sender.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn read_highest_sequence_nr(
+        &self,
+        request: Request<ReadHighestSequenceNrRequest>,
+    ) -> Result<Response<ReadHighestSequenceNrResponse>, Status> {
+        let context = self.context(&request)?;
+        let query = request.into_inner();
+        let highest = self
+            .shared
+            .store
+            .highest_sequence(&context, &query.aggregate_id)
+            .map_err(ApiError::from)?;
+        Ok(Response::new(ReadHighestSequenceNrResponse {
+            to_sequence_nr: highest.map_or(-1, |s| s as i64),
+        }))
+    }
+
+    type QueryEventsStream = ReceiverStream<Result<QueryEventsResponse, Status>>;
+
+    async fn query_events(
+        &self,
+        _request: Request<Streaming<QueryEventsRequest>>,
+    ) -> Result<Response<Self::QueryEventsStream>, Status> {
+        Err(ApiError::Unimplemented(
+            "QueryEvents (the event query language) is not available yet".into(),
+        )
+        .into())
+    }
+
+    async fn get_first_token(
+        &self,
+        request: Request<GetFirstTokenRequest>,
+    ) -> Result<Response<TrackingToken>, Status> {
+        self.context(&request)?;
+        // Nothing is ever truncated, so the first token is always 0, even in an empty store.
+        Ok(Response::new(TrackingToken { token: 0 }))
+    }
+
+    async fn get_last_token(
+        &self,
+        request: Request<GetLastTokenRequest>,
+    ) -> Result<Response<TrackingToken>, Status> {
+        let context = self.context(&request)?;
+        Ok(Response::new(TrackingToken {
+            token: context.next_token() as i64 - 1,
+        }))
+    }
+
+    async fn get_token_at(
+        &self,
+        request: Request<GetTokenAtRequest>,
+    ) -> Result<Response<TrackingToken>, Status> {
+        let context = self.context(&request)?;
+        let instant = request.into_inner().instant;
+        let store = self.shared.store.clone();
+        let token = tokio::task::spawn_blocking(move || store.token_at(&context, instant))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(ApiError::from)?;
+        Ok(Response::new(TrackingToken {
+            token: token as i64,
+        }))
+    }
+}
+
+/// The state of one tracking stream: where it is, how many events it may still send, and which
+/// payload types the client asked not to get.
+struct Tracker {
+    next_token: u64,
+    permits: u64,
+    blacklist: HashSet<(String, String)>,
+    skipped_in_a_row: u64,
+}
+
+impl Tracker {
+    /// Adds a request's permits and blacklist entries.
+    fn update(&mut self, request: &GetEventsRequest) -> Result<(), Status> {
+        if request.number_of_permits < 0 {
+            return Err(ApiError::InvalidRequest(format!(
+                "number_of_permits {} is negative",
+                request.number_of_permits
+            ))
+            .into());
+        }
+        self.permits = self
+            .permits
+            .saturating_add(request.number_of_permits as u64);
+        for payload in &request.blacklist {
+            self.blacklist
+                .insert((payload.r#type.clone(), payload.revision.clone()));
+        }
+        Ok(())
+    }
+
+    async fn run(
+        &mut self,
+        shared: &Shared,
+        context: &Context,
+        mut head: tokio::sync::watch::Receiver<u64>,
+        mut requests: mpsc::Receiver<GetEventsRequest>,
+        sender: &mpsc::Sender<Result<EventWithToken, Status>>,
+    ) -> Result<(), Status> {
+        loop {
+            while let Ok(request) = requests.try_recv() {
+                self.update(&request)?;
+            }
+            if self.permits > 0 && self.next_token < context.next_token() {
+                let limit = (self.permits as usize).min(READ_BATCH_EVENTS_MAX);
+                let batch = shared
+                    .store
+                    .read_events(context, self.next_token, limit)
+                    .map_err(ApiError::from)?;
+                for (token, bytes) in batch {
+                    self.next_token = token + 1;
+                    let event = decode_stored(&bytes)?;
+                    if self.skip(&event) {
+                        continue;
+                    }
+                    self.permits -= 1;
+                    let message = EventWithToken {
+                        token: token as i64,
+                        event: Some(event),
+                    };
+                    if sender.send(Ok(message)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                continue;
+            }
+            // Nothing to send: wait for permits, a new commit, the client leaving or shutdown.
+            tokio::select! {
+                request = requests.recv() => match request {
+                    Some(request) => self.update(&request)?,
+                    None => return Ok(()),
+                },
+                changed = head.changed() => if changed.is_err() { return Ok(()) },
+                _ = sender.closed() => return Ok(()),
+                _ = shared.shutdown.cancelled() => return Err(ApiError::ShuttingDown.into()),
+            }
+        }
+    }
+
+    /// Whether to leave out a blacklisted event; every so often one is sent anyway so the client's
+    /// token keeps moving.
+    fn skip(&mut self, event: &Event) -> bool {
+        if self.blacklist.is_empty() {
+            return false;
+        }
+        let payload = event.payload.as_ref();
+        let key = (
+            payload.map(|p| p.r#type.clone()).unwrap_or_default(),
+            payload.map(|p| p.revision.clone()).unwrap_or_default(),
+        );
+        if self.blacklist.contains(&key) && self.skipped_in_a_row < BLACKLISTED_SEND_AFTER_EVENTS {
+            self.skipped_in_a_row += 1;
+            return true;
+        }
+        self.skipped_in_a_row = 0;
+        false
+    }
+}

@@ -1,0 +1,15 @@
+//! A Myelin node: the Axon Server gRPC services on 8124 (platform, event store, event scheduler),
+//! HTTP on 8024, the gateway that checks tokens and contexts, configuration, and the lifecycle that
+//! ties them to storage and replication. `api_error.rs` is the one place errors become statuses.
+
+pub mod api_error;
+pub mod clients;
+pub mod config;
+mod event_store;
+mod gateway;
+mod http;
+mod node;
+mod platform;
+mod scheduler;
+
+pub use node::{start, Listeners, NodeHandle, StartError};

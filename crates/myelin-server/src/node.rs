@@ -1,0 +1,273 @@
+//! A Myelin node: `Node::start` opens storage, starts the replication group, and serves gRPC (8124)
+//! and HTTP (8024) on listeners the caller bound — the CLI and the tests start nodes the same way.
+//! `NodeHandle::shutdown` stops accepting, ends open streams, drains the group and closes RocksDB.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use myelin_protocol::grpc::control::platform_service_server::PlatformServiceServer;
+use myelin_protocol::grpc::event::event_scheduler_server::EventSchedulerServer;
+use myelin_protocol::grpc::event::event_store_server::EventStoreServer;
+use myelin_protocol::log::{log_command::Command, LogCommand};
+use myelin_replication::{GroupConfig, ReplicationGroup};
+use myelin_storage::{ApplyOutcome, Context, Store};
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::api_error::ApiError;
+use crate::clients::ClientRegistry;
+use crate::config::NodeConfig;
+use crate::event_store::EventStoreService;
+use crate::gateway::{GatewayLayer, GatewayRules};
+use crate::platform::Platform;
+use crate::scheduler::{self, SchedulerService};
+
+/// The replication group that holds every context on a single node.
+const DEFAULT_GROUP_ID: u32 = 0;
+/// This node's raft id while it runs alone.
+const SINGLE_NODE_ID: u64 = 1;
+/// How long shutdown waits for open calls to finish before it cuts them.
+const SHUTDOWN_DRAIN_MS: u64 = 5000;
+
+/// The listeners a node serves on, bound by the caller so tests never race for ports.
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the configured ports on all interfaces.
+    pub async fn bind(config: &NodeConfig) -> std::io::Result<Listeners> {
+        Ok(Listeners {
+            grpc: TcpListener::bind(("0.0.0.0", config.grpc_port)).await?,
+            http: TcpListener::bind(("0.0.0.0", config.http_port)).await?,
+        })
+    }
+}
+
+/// How this node presents itself to clients.
+pub(crate) struct Advertised {
+    pub name: String,
+    pub hostname: String,
+    pub grpc_port: u16,
+    pub http_port: u16,
+}
+
+/// What every service of the node shares.
+pub(crate) struct Shared {
+    pub advertised: Advertised,
+    pub data_dir: String,
+    pub max_message_size_bytes: usize,
+    pub store: Arc<Store>,
+    pub group: ReplicationGroup,
+    pub clients: Arc<ClientRegistry>,
+    pub scheduler_wake: Notify,
+    pub shutdown: CancellationToken,
+}
+
+impl Shared {
+    pub fn context(&self, name: &str) -> Result<Arc<Context>, ApiError> {
+        self.store
+            .context(name)
+            .ok_or_else(|| ApiError::ContextNotFound(name.to_string()))
+    }
+
+    /// Proposes a command to the replication group and waits for its outcome.
+    pub async fn propose(&self, command: Command) -> Result<ApplyOutcome, ApiError> {
+        if self.shutdown.is_cancelled() {
+            return Err(ApiError::ShuttingDown);
+        }
+        let entry = LogCommand {
+            command: Some(command),
+        }
+        .encode_to_vec();
+        Ok(self.group.propose(entry).await?)
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open storage in {path}: {source}")]
+    Storage {
+        path: String,
+        source: myelin_storage::StorageError,
+    },
+    #[error("cannot start replication: {0}")]
+    Replication(#[from] myelin_replication::StartError),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running node.
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts a node with `config` on `listeners`.
+pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandle, StartError> {
+    let grpc_addr = listeners.grpc.local_addr()?;
+    let http_addr = listeners.http.local_addr()?;
+    let data_dir = config.event_storage.display().to_string();
+    tracing::info!(events = %data_dir, snapshots = %config.snapshot_storage.display(), "opening storage");
+    let store = Store::open(&config.event_storage, &config.snapshot_storage).map_err(|source| {
+        StartError::Storage {
+            path: data_dir.clone(),
+            source,
+        }
+    })?;
+    let store = Arc::new(store);
+    tracing::info!("starting replication group {DEFAULT_GROUP_ID}");
+    let group = ReplicationGroup::start(
+        store.clone(),
+        GroupConfig::single_node(DEFAULT_GROUP_ID, SINGLE_NODE_ID),
+    )?;
+    if !group.wait_for_leader(Duration::from_secs(10)).await {
+        tracing::warn!(
+            "replication group {DEFAULT_GROUP_ID} has no leader yet; appends wait for one"
+        );
+    }
+
+    let tokens = config.access_control_enabled.then(|| {
+        [
+            &config.access_control_token,
+            &config.access_control_admin_token,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|t| !t.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+    });
+    let rules = GatewayRules {
+        tokens,
+        contexts: store.context_names(),
+    };
+    let shared = Arc::new(Shared {
+        advertised: Advertised {
+            name: config.name.clone(),
+            hostname: config.hostname.clone(),
+            grpc_port: grpc_addr.port(),
+            http_port: http_addr.port(),
+        },
+        data_dir,
+        max_message_size_bytes: config.max_message_size_bytes,
+        store,
+        group,
+        clients: Arc::new(ClientRegistry::default()),
+        scheduler_wake: Notify::new(),
+        shutdown: CancellationToken::new(),
+    });
+
+    // Room above the limit so an oversized event reaches our own check (AXONIQ-2001) instead of
+    // being cut off by the transport.
+    let decode_limit = config.max_message_size_bytes.saturating_mul(2);
+    let encode_limit = config.max_message_size_bytes.saturating_mul(2);
+    let platform = PlatformServiceServer::new(Platform::new(shared.clone()))
+        .max_decoding_message_size(decode_limit)
+        .max_encoding_message_size(encode_limit);
+    let event_store = EventStoreServer::new(EventStoreService::new(shared.clone()))
+        .max_decoding_message_size(decode_limit)
+        .max_encoding_message_size(encode_limit);
+    let scheduler = EventSchedulerServer::new(SchedulerService::new(shared.clone()))
+        .max_decoding_message_size(decode_limit)
+        .max_encoding_message_size(encode_limit);
+
+    let shutdown = shared.shutdown.clone();
+    let grpc = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        // Axon Framework pings every second; answer them, never GOAWAY a client for pinging.
+        .http2_keepalive_interval(Some(Duration::from_millis(2500)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .layer(GatewayLayer::new(rules))
+        .add_service(platform)
+        .add_service(event_store)
+        .add_service(scheduler)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), async move {
+            shutdown.cancelled().await
+        });
+    let grpc_task = tokio::spawn(async move {
+        if let Err(e) = grpc.await {
+            tracing::error!("gRPC server failed: {e}");
+        }
+    });
+    tracing::info!("gRPC (Axon client protocol) listening on {grpc_addr}");
+
+    let shutdown = shared.shutdown.clone();
+    let http = axum::serve(listeners.http, crate::http::router(shared.clone()))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await });
+    let http_task = tokio::spawn(async move {
+        if let Err(e) = http.await {
+            tracing::error!("HTTP server failed: {e}");
+        }
+    });
+    tracing::info!("HTTP (actuator) listening on {http_addr}");
+
+    let publisher = tokio::spawn(scheduler::run_publisher(shared.clone()));
+    tracing::info!(node = %config.name, "node started");
+    Ok(NodeHandle {
+        shared,
+        grpc_addr,
+        http_addr,
+        tasks: vec![grpc_task, http_task, publisher],
+    })
+}
+
+impl NodeHandle {
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The applications connected to this node.
+    pub fn clients(&self) -> Arc<ClientRegistry> {
+        self.shared.clients.clone()
+    }
+
+    /// Stops accepting calls, ends open streams, waits for the servers (at most a few seconds),
+    /// then drains the replication group and closes storage.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down: no new calls, ending open streams");
+        self.shared.shutdown.cancel();
+        let drain = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(Duration::from_millis(SHUTDOWN_DRAIN_MS), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("calls still open after {SHUTDOWN_DRAIN_MS} ms; closing anyway");
+        }
+        let Ok(shared) = Arc::try_unwrap(self.shared) else {
+            // Some stream task still holds the node; storage closes when it lets go.
+            tracing::warn!("node state still in use at shutdown; storage closes when released");
+            return;
+        };
+        let store = shared.store.clone();
+        tokio::task::spawn_blocking(move || {
+            shared.group.shutdown();
+            if let Err(e) = store.flush() {
+                tracing::error!("flushing storage at shutdown failed: {e}");
+            }
+            drop(store);
+        })
+        .await
+        .ok();
+        tracing::info!("storage closed; node stopped");
+    }
+
+    /// The data directory of this node (for tests and logs).
+    pub fn data_dir(&self) -> PathBuf {
+        PathBuf::from(&self.shared.data_dir)
+    }
+}

@@ -1,0 +1,152 @@
+//! `PlatformService` on 8124: where an application starts. `GetPlatformServer` tells it to stay on
+//! this connection; `OpenStream` is its instruction stream: registration, heartbeats and processor
+//! reports come in; acknowledgements (for every message that carries an `instruction_id`) go out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use myelin_protocol::grpc::control::platform_inbound_instruction::Request as Inbound;
+use myelin_protocol::grpc::control::platform_outbound_instruction::Request as Outbound;
+use myelin_protocol::grpc::control::platform_service_server::PlatformService;
+use myelin_protocol::grpc::control::{
+    ClientIdentification, NodeInfo, PlatformInboundInstruction, PlatformInfo,
+    PlatformOutboundInstruction,
+};
+use myelin_protocol::grpc::{ErrorMessage, InstructionAck};
+use myelin_protocol::ErrorCode;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::clients::ConnectedClient;
+use crate::gateway::call_context;
+use crate::node::Shared;
+
+/// Outbound instructions buffered per client before the stream applies back-pressure.
+const OUTBOUND_QUEUE_MAX: usize = 64;
+
+pub struct Platform {
+    shared: Arc<Shared>,
+}
+
+impl Platform {
+    pub(crate) fn new(shared: Arc<Shared>) -> Platform {
+        Platform { shared }
+    }
+}
+
+#[tonic::async_trait]
+impl PlatformService for Platform {
+    async fn get_platform_server(
+        &self,
+        request: Request<ClientIdentification>,
+    ) -> Result<Response<PlatformInfo>, Status> {
+        let context = call_context(&request)?;
+        let client = request.into_inner();
+        tracing::debug!(client = %client.client_id, component = %client.component_name, context = %context.context, "platform server requested");
+        let advertised = &self.shared.advertised;
+        Ok(Response::new(PlatformInfo {
+            primary: Some(NodeInfo {
+                host_name: advertised.hostname.clone(),
+                grpc_port: i32::from(advertised.grpc_port),
+                http_port: i32::from(advertised.http_port),
+                version: 0,
+                node_name: advertised.name.clone(),
+            }),
+            same_connection: true,
+        }))
+    }
+
+    type OpenStreamStream = ReceiverStream<Result<PlatformOutboundInstruction, Status>>;
+
+    async fn open_stream(
+        &self,
+        request: Request<Streaming<PlatformInboundInstruction>>,
+    ) -> Result<Response<Self::OpenStreamStream>, Status> {
+        let context = call_context(&request)?.context;
+        let mut inbound = request.into_inner();
+        let (outbound, receiver) = mpsc::channel(OUTBOUND_QUEUE_MAX);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let mut stream_id: Option<String> = None;
+            loop {
+                let message = tokio::select! {
+                    message = inbound.message() => message,
+                    _ = shared.shutdown.cancelled() => break,
+                };
+                let instruction = match message {
+                    Ok(Some(instruction)) => instruction,
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::debug!("platform stream ended: {status}");
+                        break;
+                    }
+                };
+                let ack_needed = !instruction.instruction_id.is_empty();
+                let handled = match instruction.request {
+                    Some(Inbound::Register(client)) => {
+                        let id = format!("{}.{}", client.client_id, uuid::Uuid::new_v4());
+                        tracing::info!(client = %client.client_id, component = %client.component_name, context = %context, "application connected");
+                        shared.clients.register(
+                            &id,
+                            ConnectedClient {
+                                context: context.clone(),
+                                client_id: client.client_id,
+                                component_name: client.component_name,
+                                version: client.version,
+                                tags: client.tags,
+                                processors: BTreeMap::new(),
+                            },
+                        );
+                        if let Some(previous) = stream_id.replace(id) {
+                            shared.clients.remove(&previous);
+                        }
+                        true
+                    }
+                    Some(Inbound::EventProcessorInfo(info)) => match &stream_id {
+                        Some(id) => shared.clients.processor_info(id, info),
+                        None => false,
+                    },
+                    Some(Inbound::Heartbeat(_)) => true,
+                    // Acknowledgements and results of our instructions; we send none yet.
+                    Some(Inbound::Ack(_)) | Some(Inbound::Result(_)) => true,
+                    // Topology changes are published once command and query routing exists.
+                    Some(Inbound::SubscribeTopologyChanges(_))
+                    | Some(Inbound::UnsubscribeTopologyChanges(_)) => true,
+                    None => false,
+                };
+                if ack_needed {
+                    let ack = acknowledgement(instruction.instruction_id, handled);
+                    if outbound.send(Ok(ack)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            if let Some(id) = stream_id {
+                if let Some(client) = shared.clients.remove(&id) {
+                    tracing::info!(client = %client.client_id, context = %client.context, "application disconnected");
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+/// The answer to a message that carried an instruction id: success, or AXONIQ-1002 when the
+/// message was not understood (clients count that as alive too).
+fn acknowledgement(instruction_id: String, success: bool) -> PlatformOutboundInstruction {
+    let error = (!success).then(|| ErrorMessage {
+        message: "Unsupported instruction".to_string(),
+        location: String::new(),
+        details: Vec::new(),
+        error_code: ErrorCode::UnsupportedInstruction.code().to_string(),
+    });
+    PlatformOutboundInstruction {
+        instruction_id: String::new(),
+        request: Some(Outbound::Ack(InstructionAck {
+            instruction_id,
+            success,
+            error,
+        })),
+    }
+}

@@ -1,0 +1,26 @@
+//! Storage errors, in storage's own terms; the server maps them to Axon error codes.
+
+/// What can go wrong reading or writing a node's durable state.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("corrupt data in {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("unknown context {0:?}")]
+    UnknownContext(String),
+    #[error("cannot create storage directory {path}: {source}")]
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl StorageError {
+    pub(crate) fn corrupt(what: &'static str, detail: impl ToString) -> Self {
+        StorageError::Corrupt {
+            what,
+            detail: detail.to_string(),
+        }
+    }
+}
