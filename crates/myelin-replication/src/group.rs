@@ -58,6 +58,8 @@ pub struct GroupStatus {
     pub term: u64,
     pub commit_index: u64,
     pub applied_index: u64,
+    /// Synced writes of the raft log so far; with group commit, fewer than the entries appended.
+    pub synced_log_writes: u64,
     /// Set when the group stopped because of an error it cannot recover from.
     pub failed: Option<String>,
 }
@@ -129,6 +131,7 @@ impl ReplicationGroup {
             status: status_tx,
             heads: head_senders,
             proposals_per_round_max: config.proposals_per_round_max,
+            synced_log_writes: 0,
         };
         let tick = Duration::from_millis(config.tick_interval_ms);
         let thread = std::thread::Builder::new()
@@ -207,6 +210,7 @@ struct Driver {
     status: watch::Sender<GroupStatus>,
     heads: HashMap<String, watch::Sender<u64>>,
     proposals_per_round_max: usize,
+    synced_log_writes: u64,
 }
 
 impl Driver {
@@ -361,7 +365,8 @@ impl Driver {
             let change = ConfChangeV2::parse_from_bytes(&entry.data).map_err(|e| e.to_string())?;
             self.node.apply_conf_change(&change)
         };
-        result.map(|_| ()).map_err(|e| e.to_string())
+        let conf_state = result.map_err(|e| e.to_string())?;
+        self.node.mut_store().set_conf_state(conf_state)
     }
 
     fn waiter_for(&mut self, context: &[u8]) -> Option<Reply> {
@@ -382,6 +387,7 @@ impl Driver {
             term: raft.term,
             commit_index: raft.raft_log.committed,
             applied_index: raft.raft_log.applied,
+            synced_log_writes: self.synced_log_writes,
             failed: None,
         };
         if !status.is_leader && !self.waiting.is_empty() {

@@ -91,6 +91,16 @@ impl LogStorage {
         Ok(())
     }
 
+    /// Durably records the configuration a conf change entry produced.
+    pub(crate) fn set_conf_state(&mut self, conf_state: ConfState) -> Result<(), String> {
+        let bytes = conf_state.write_to_bytes().map_err(|e| e.to_string())?;
+        self.store
+            .raft_append(self.group, &[], self.last_index, None, Some(&bytes))
+            .map_err(|e| e.to_string())?;
+        self.conf_state = conf_state;
+        Ok(())
+    }
+
     /// Records a new commit index (unsynced; see `Store::raft_save_hard_state`).
     pub(crate) fn set_commit(&mut self, commit: u64) -> Result<(), String> {
         self.hard_state.commit = commit;
