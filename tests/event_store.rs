@@ -7,6 +7,7 @@ use myelin_protocol::grpc::event::{
 };
 use myelin_protocol::grpc::SerializedObject;
 use myelin_tests::*;
+use tokio_stream::StreamExt as _;
 use tonic::Code;
 
 async fn last_token(client: &myelin_testkit::AxonClient) -> i64 {
@@ -451,6 +452,61 @@ async fn t70_events_and_snapshots_survive_a_restart() {
             .await
             .expect("next");
         assert_eq!(last_token(&client).await, 50);
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn t80_events_are_stored_and_served_as_the_bytes_received() {
+    use myelin_protocol::wire::event::event_store_client::EventStoreClient as WireClient;
+    use myelin_protocol::wire::event::GetEventsRequest as WireGetEvents;
+    use myelin_protocol::RawEvent;
+    use prost::Message;
+
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let node = TestNode::start().await;
+        let channel = tonic::transport::Endpoint::from_shared(node.endpoint())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut client = WireClient::new(channel);
+
+        println!("phase: an event with a field no definition of Event has (from a newer client)");
+        let mut bytes = domain_event("future", 0, "E").encode_to_vec();
+        prost::encoding::string::encode(42, &"from the future".to_string(), &mut bytes);
+        let event = RawEvent::from_vec(bytes.clone());
+        client
+            .append_event(tokio_stream::iter(vec![event]))
+            .await
+            .expect("append");
+
+        println!("phase: aggregate reads and tracking streams return those exact bytes");
+        let mut stream = client
+            .list_aggregate_events(myelin_protocol::wire::event::GetAggregateEventsRequest {
+                aggregate_id: "future".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("read")
+            .into_inner();
+        let read = stream.message().await.expect("event").expect("one event");
+        assert_eq!(read.as_bytes(), bytes.as_slice());
+
+        let request = WireGetEvents {
+            tracking_token: 0,
+            number_of_permits: 1,
+            ..Default::default()
+        };
+        let mut tracking = client
+            .list_events(tokio_stream::iter(vec![request]).chain(tokio_stream::pending()))
+            .await
+            .expect("track")
+            .into_inner();
+        let tracked = tracking.message().await.expect("event").expect("one event");
+        assert_eq!(tracked.token, 0);
+        assert_eq!(tracked.event.expect("event").as_bytes(), bytes.as_slice());
     })
     .await
     .expect("test timed out");

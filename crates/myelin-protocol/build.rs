@@ -1,26 +1,43 @@
-//! Generates the gRPC types for Axon's protocol (`proto/*.proto`) and Myelin's log format with a
-//! vendored protoc, so no system protoc is needed.
+//! Generates Rust types for Axon's protocol (`proto/*.proto`) and Myelin's log format with a
+//! vendored protoc, so no system protoc is needed. Two views of Axon's protocol come out:
+//! `grpc` — typed messages and clients, for tests, tools and benchmarks; and `wire` — servers (and
+//! clients, for byte-exact tests) where every `Event` is a `RawEvent` (the bytes as received).
+
+use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protoc = protoc_bin_vendored::protoc_bin_path()?;
-    std::env::set_var("PROTOC", protoc);
+    std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
     let well_known = protoc_bin_vendored::include_path()?;
-    let proto_root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = [
+    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let axon = [
         "common.proto",
         "control.proto",
         "event.proto",
         "command.proto",
         "query.proto",
-        "myelin/log.proto",
     ]
     .map(|f| proto_root.join(f));
-    for f in &files {
-        println!("cargo:rerun-if-changed={}", f.display());
-    }
+    let includes = [proto_root.clone(), well_known];
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(false)
+        .compile_protos(&axon, &includes)?;
+
+    let wire_dir = out_dir.join("wire");
+    std::fs::create_dir_all(&wire_dir)?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_protos(&files, &[proto_root, well_known])?;
+        .out_dir(&wire_dir)
+        .extern_path(".io.axoniq.axonserver.grpc.event.Event", "crate::RawEvent")
+        .compile_protos(&axon, &includes)?;
+
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(false)
+        .compile_protos(&[proto_root.join("myelin/log.proto")], &includes)?;
     Ok(())
 }

@@ -5,11 +5,13 @@
 mod error_code;
 mod ids;
 pub mod limits;
+mod raw;
 
 pub use error_code::ErrorCode;
 pub use ids::{SequenceNumber, Token};
+pub use raw::RawEvent;
 
-/// Generated types, laid out like Axon's protobuf packages (`io.axoniq.axonserver.grpc.*`).
+/// Typed messages and clients, laid out like Axon's protobuf packages (`io.axoniq.axonserver.grpc.*`).
 #[allow(clippy::all, missing_docs)]
 pub mod grpc {
     tonic::include_proto!("io.axoniq.axonserver.grpc");
@@ -25,6 +27,40 @@ pub mod grpc {
     }
     pub mod query {
         tonic::include_proto!("io.axoniq.axonserver.grpc.query");
+    }
+}
+
+/// The server side of Axon's protocol: the same packages with servers, where `Event` is `RawEvent`.
+#[allow(clippy::all, missing_docs)]
+pub mod wire {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/wire/io.axoniq.axonserver.grpc.rs"
+    ));
+
+    pub mod control {
+        include!(concat!(
+            env!("OUT_DIR"),
+            "/wire/io.axoniq.axonserver.grpc.control.rs"
+        ));
+    }
+    pub mod event {
+        include!(concat!(
+            env!("OUT_DIR"),
+            "/wire/io.axoniq.axonserver.grpc.event.rs"
+        ));
+    }
+    pub mod command {
+        include!(concat!(
+            env!("OUT_DIR"),
+            "/wire/io.axoniq.axonserver.grpc.command.rs"
+        ));
+    }
+    pub mod query {
+        include!(concat!(
+            env!("OUT_DIR"),
+            "/wire/io.axoniq.axonserver.grpc.query.rs"
+        ));
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use myelin_protocol::grpc::control::EventProcessorInfo;
+use myelin_protocol::wire::control::EventProcessorInfo;
 
 /// One connected application instance.
 #[derive(Debug, Clone, PartialEq)]

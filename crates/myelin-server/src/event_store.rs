@@ -5,18 +5,18 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use myelin_protocol::grpc::event::event_store_server::EventStore;
-use myelin_protocol::grpc::event::{
-    Confirmation, ConfirmationWithConsistencyMarker, Event, EventWithToken,
-    GetAggregateEventsRequest, GetAggregateSnapshotsRequest, GetEventsRequest,
-    GetFirstTokenRequest, GetLastTokenRequest, GetTokenAtRequest, QueryEventsRequest,
-    QueryEventsResponse, ReadHighestSequenceNrRequest, ReadHighestSequenceNrResponse,
-    TrackingToken,
-};
 use myelin_protocol::limits::{
     APPEND_TRANSACTION_BYTES_MAX, APPEND_TRANSACTION_EVENTS_MAX, BLACKLISTED_SEND_AFTER_EVENTS,
 };
-use myelin_protocol::log::{log_command::Command, AppendEvents, AppendSnapshot};
+use myelin_protocol::log::{log_command::Command, AppendEvents, AppendSnapshot, EventHeader};
+use myelin_protocol::wire::event::event_store_server::EventStore;
+use myelin_protocol::wire::event::{
+    Confirmation, ConfirmationWithConsistencyMarker, EventWithToken, GetAggregateEventsRequest,
+    GetAggregateSnapshotsRequest, GetEventsRequest, GetFirstTokenRequest, GetLastTokenRequest,
+    GetTokenAtRequest, QueryEventsRequest, QueryEventsResponse, ReadHighestSequenceNrRequest,
+    ReadHighestSequenceNrResponse, TrackingToken,
+};
+use myelin_protocol::RawEvent;
 use myelin_storage::{ApplyOutcome, Context};
 use prost::Message;
 use tokio::sync::mpsc;
@@ -47,8 +47,12 @@ impl EventStoreService {
     }
 }
 
-/// Checks what Axon's aggregate rules need before an event may enter the log.
-pub(crate) fn validate_event(event: &Event, max_message_size_bytes: usize) -> Result<(), ApiError> {
+/// Checks an event's size and what Axon's aggregate rules need before it may enter the log;
+/// returns its decoded header.
+pub(crate) fn validate_event(
+    event: &RawEvent,
+    max_message_size_bytes: usize,
+) -> Result<EventHeader, ApiError> {
     let size = event.encoded_len();
     if size > max_message_size_bytes {
         return Err(ApiError::PayloadTooLarge {
@@ -56,29 +60,25 @@ pub(crate) fn validate_event(event: &Event, max_message_size_bytes: usize) -> Re
             max: max_message_size_bytes,
         });
     }
-    if event.aggregate_identifier.is_empty() {
-        if event.aggregate_sequence_number != 0 || !event.aggregate_type.is_empty() {
+    let header = event
+        .header()
+        .map_err(|e| ApiError::InvalidEvent(format!("the event does not decode: {e}")))?;
+    if header.aggregate_identifier.is_empty() {
+        if header.aggregate_sequence_number != 0 || !header.aggregate_type.is_empty() {
             return Err(ApiError::InvalidEvent(format!(
                 "event {} has an aggregate type or sequence number but no aggregate identifier",
-                event.message_identifier
+                header.message_identifier
             )));
         }
-    } else if event.aggregate_sequence_number < 0 {
+    } else if header.aggregate_sequence_number < 0 {
         return Err(ApiError::InvalidEvent(format!(
             "event {} has negative sequence number {} for aggregate {}",
-            event.message_identifier, event.aggregate_sequence_number, event.aggregate_identifier
+            header.message_identifier,
+            header.aggregate_sequence_number,
+            header.aggregate_identifier
         )));
     }
-    Ok(())
-}
-
-fn decode_stored(bytes: &[u8]) -> Result<Event, Status> {
-    Event::decode(bytes).map_err(|e| {
-        Status::from(ApiError::Storage(myelin_storage::StorageError::Corrupt {
-            what: "stored event",
-            detail: e.to_string(),
-        }))
-    })
+    Ok(header)
 }
 
 /// Sequence bounds of an aggregate read: Axon treats `max_sequence` as exclusive, 0 or less as none.
@@ -94,7 +94,7 @@ fn sequence_bound(max_sequence: i64) -> u64 {
 impl EventStore for EventStoreService {
     async fn append_event(
         &self,
-        request: Request<Streaming<Event>>,
+        request: Request<Streaming<RawEvent>>,
     ) -> Result<Response<ConfirmationWithConsistencyMarker>, Status> {
         let context = self.context(&request)?;
         let mut stream = request.into_inner();
@@ -111,7 +111,7 @@ impl EventStore for EventStoreService {
                 }
                 .into());
             }
-            let bytes = event.encode_to_vec();
+            let bytes = event.into_vec();
             total_bytes += bytes.len();
             if total_bytes > APPEND_TRANSACTION_BYTES_MAX {
                 return Err(ApiError::PayloadTooLarge {
@@ -147,12 +147,12 @@ impl EventStore for EventStoreService {
 
     async fn append_snapshot(
         &self,
-        request: Request<Event>,
+        request: Request<RawEvent>,
     ) -> Result<Response<Confirmation>, Status> {
         let context = self.context(&request)?;
         let snapshot = request.into_inner();
-        validate_event(&snapshot, self.shared.max_message_size_bytes)?;
-        if snapshot.aggregate_identifier.is_empty() {
+        let header = validate_event(&snapshot, self.shared.max_message_size_bytes)?;
+        if header.aggregate_identifier.is_empty() {
             return Err(ApiError::InvalidEvent(
                 "a snapshot needs an aggregate identifier".to_string(),
             )
@@ -160,7 +160,7 @@ impl EventStore for EventStoreService {
         }
         let command = Command::AppendSnapshot(AppendSnapshot {
             context: context.name().to_string(),
-            snapshot: snapshot.encode_to_vec(),
+            snapshot: snapshot.into_vec(),
         });
         match self.shared.propose(command).await? {
             ApplyOutcome::SnapshotStored => Ok(Response::new(Confirmation { success: true })),
@@ -171,7 +171,7 @@ impl EventStore for EventStoreService {
         }
     }
 
-    type ListAggregateEventsStream = ReceiverStream<Result<Event, Status>>;
+    type ListAggregateEventsStream = ReceiverStream<Result<RawEvent, Status>>;
 
     async fn list_aggregate_events(
         &self,
@@ -198,11 +198,9 @@ impl EventStore for EventStoreService {
                 let newest = store.snapshots(&context, &query.aggregate_id, next, end, 1);
                 match newest.map(|mut s| s.pop()) {
                     Ok(Some((sequence, bytes))) => {
-                        let snapshot = decode_stored(&bytes).map(|mut s| {
-                            s.snapshot = true;
-                            s
-                        });
-                        if sender.send(snapshot).await.is_err() {
+                        let mut snapshot = RawEvent::from_vec(bytes);
+                        snapshot.mark_snapshot();
+                        if sender.send(Ok(snapshot)).await.is_err() {
                             return;
                         }
                         next = sequence + 1;
@@ -234,7 +232,7 @@ impl EventStore for EventStoreService {
                 next = last + 1;
                 let full = batch.len() == READ_BATCH_EVENTS_MAX;
                 for (_, bytes) in batch {
-                    if sender.send(decode_stored(&bytes)).await.is_err() {
+                    if sender.send(Ok(RawEvent::from_vec(bytes))).await.is_err() {
                         return;
                     }
                 }
@@ -246,7 +244,7 @@ impl EventStore for EventStoreService {
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 
-    type ListAggregateSnapshotsStream = ReceiverStream<Result<Event, Status>>;
+    type ListAggregateSnapshotsStream = ReceiverStream<Result<RawEvent, Status>>;
 
     async fn list_aggregate_snapshots(
         &self,
@@ -276,12 +274,10 @@ impl EventStore for EventStoreService {
             .map_err(ApiError::from)?;
         let (sender, receiver) = mpsc::channel(snapshots.len().max(1));
         for (_, bytes) in snapshots {
-            let snapshot = decode_stored(&bytes).map(|mut s| {
-                s.snapshot = true;
-                s
-            });
+            let mut snapshot = RawEvent::from_vec(bytes);
+            snapshot.mark_snapshot();
             // Capacity covers every snapshot, so this never waits.
-            let _ = sender.try_send(snapshot);
+            let _ = sender.try_send(Ok(snapshot));
         }
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
@@ -459,8 +455,8 @@ impl Tracker {
                     .map_err(ApiError::from)?;
                 for (token, bytes) in batch {
                     self.next_token = token + 1;
-                    let event = decode_stored(&bytes)?;
-                    if self.skip(&event) {
+                    let event = RawEvent::from_vec(bytes);
+                    if self.skip(&event)? {
                         continue;
                     }
                     self.permits -= 1;
@@ -489,20 +485,22 @@ impl Tracker {
 
     /// Whether to leave out a blacklisted event; every so often one is sent anyway so the client's
     /// token keeps moving.
-    fn skip(&mut self, event: &Event) -> bool {
+    fn skip(&mut self, event: &RawEvent) -> Result<bool, Status> {
         if self.blacklist.is_empty() {
-            return false;
+            return Ok(false);
         }
-        let payload = event.payload.as_ref();
-        let key = (
-            payload.map(|p| p.r#type.clone()).unwrap_or_default(),
-            payload.map(|p| p.revision.clone()).unwrap_or_default(),
-        );
-        if self.blacklist.contains(&key) && self.skipped_in_a_row < BLACKLISTED_SEND_AFTER_EVENTS {
+        let payload = event
+            .header()
+            .map_err(|e| ApiError::Storage(myelin_storage::StorageError::corrupt_event(e)))?
+            .payload
+            .unwrap_or_default();
+        if self.blacklist.contains(&(payload.r#type, payload.revision))
+            && self.skipped_in_a_row < BLACKLISTED_SEND_AFTER_EVENTS
+        {
             self.skipped_in_a_row += 1;
-            return true;
+            return Ok(true);
         }
         self.skipped_in_a_row = 0;
-        false
+        Ok(false)
     }
 }

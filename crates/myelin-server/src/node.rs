@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use myelin_protocol::grpc::control::platform_service_server::PlatformServiceServer;
-use myelin_protocol::grpc::event::event_scheduler_server::EventSchedulerServer;
-use myelin_protocol::grpc::event::event_store_server::EventStoreServer;
 use myelin_protocol::log::{log_command::Command, LogCommand};
+use myelin_protocol::wire::control::platform_service_server::PlatformServiceServer;
+use myelin_protocol::wire::event::event_scheduler_server::EventSchedulerServer;
+use myelin_protocol::wire::event::event_store_server::EventStoreServer;
 use myelin_replication::{GroupConfig, ReplicationGroup};
 use myelin_storage::{ApplyOutcome, Context, Store};
 use prost::Message;

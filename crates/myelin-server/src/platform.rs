@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use myelin_protocol::grpc::control::platform_inbound_instruction::Request as Inbound;
-use myelin_protocol::grpc::control::platform_outbound_instruction::Request as Outbound;
-use myelin_protocol::grpc::control::platform_service_server::PlatformService;
-use myelin_protocol::grpc::control::{
+use myelin_protocol::wire::control::platform_inbound_instruction::Request as Inbound;
+use myelin_protocol::wire::control::platform_outbound_instruction::Request as Outbound;
+use myelin_protocol::wire::control::platform_service_server::PlatformService;
+use myelin_protocol::wire::control::{
     ClientIdentification, NodeInfo, PlatformInboundInstruction, PlatformInfo,
     PlatformOutboundInstruction,
 };
-use myelin_protocol::grpc::{ErrorMessage, InstructionAck};
+use myelin_protocol::wire::{ErrorMessage, InstructionAck};
 use myelin_protocol::ErrorCode;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use myelin_protocol::grpc::event::event_scheduler_server::EventScheduler;
-use myelin_protocol::grpc::event::{
+use myelin_protocol::log::{log_command::Command, CancelSchedule, PublishScheduled, ScheduleEvent};
+use myelin_protocol::wire::event::event_scheduler_server::EventScheduler;
+use myelin_protocol::wire::event::{
     CancelScheduledEventRequest, RescheduleEventRequest, ScheduleEventRequest, ScheduleToken,
 };
-use myelin_protocol::grpc::InstructionAck;
-use myelin_protocol::log::{log_command::Command, CancelSchedule, PublishScheduled, ScheduleEvent};
+use myelin_protocol::wire::InstructionAck;
+use myelin_protocol::RawEvent;
 use myelin_storage::ApplyOutcome;
-use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::api_error::ApiError;
@@ -38,7 +38,7 @@ impl SchedulerService {
         &self,
         context: String,
         instant_ms: i64,
-        event: Option<myelin_protocol::grpc::event::Event>,
+        event: Option<RawEvent>,
     ) -> Result<ScheduleToken, ApiError> {
         let event =
             event.ok_or_else(|| ApiError::InvalidRequest("no event to schedule".to_string()))?;
@@ -48,7 +48,7 @@ impl SchedulerService {
             context,
             schedule_token: schedule_token.clone(),
             instant_ms,
-            event: event.encode_to_vec(),
+            event: event.into_vec(),
         });
         match self.shared.propose(command).await? {
             ApplyOutcome::Scheduled => {

@@ -17,6 +17,11 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// A stored event that no longer decodes.
+    pub fn corrupt_event(detail: impl ToString) -> Self {
+        StorageError::corrupt("stored event", detail)
+    }
+
     pub(crate) fn corrupt(what: &'static str, detail: impl ToString) -> Self {
         StorageError::Corrupt {
             what,
