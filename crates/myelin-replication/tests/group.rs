@@ -29,8 +29,12 @@ fn append_command(aggregate: &str, sequence: i64) -> Vec<u8> {
 }
 
 async fn start(store: &Arc<Store>) -> ReplicationGroup {
-    let group = ReplicationGroup::start(store.clone(), GroupConfig::single_node(0, 1)).expect("start group");
-    assert!(group.wait_for_leader(Duration::from_secs(10)).await, "a single node elects itself");
+    let group = ReplicationGroup::start(store.clone(), GroupConfig::single_node(0, 1))
+        .expect("start group");
+    assert!(
+        group.wait_for_leader(Duration::from_secs(10)).await,
+        "a single node elects itself"
+    );
     group
 }
 
@@ -48,11 +52,17 @@ async fn concurrent_proposals_share_synced_writes() {
         .collect();
     for proposal in proposals {
         let outcome = proposal.await.expect("task").expect("proposal");
-        assert!(matches!(outcome, ApplyOutcome::Appended { count: 1, .. }), "{outcome:?}");
+        assert!(
+            matches!(outcome, ApplyOutcome::Appended { count: 1, .. }),
+            "{outcome:?}"
+        );
     }
     let writes = group.status().borrow().synced_log_writes - before;
     println!("200 proposals took {writes} synced log writes");
-    assert!(writes < 200, "group commit: {writes} synced writes for 200 concurrent proposals");
+    assert!(
+        writes < 200,
+        "group commit: {writes} synced writes for 200 concurrent proposals"
+    );
     let ctx = store.context(DEFAULT_CONTEXT).expect("context");
     assert_eq!(ctx.next_token(), 200);
 }
@@ -63,13 +73,17 @@ async fn committed_but_unapplied_entries_are_applied_at_start() {
     let store = Arc::new(Store::open(dir.path(), dir.path()).expect("open"));
     {
         let group = start(&store).await;
-        group.propose(append_command("x", 0)).await.expect("proposal");
+        group
+            .propose(append_command("x", 0))
+            .await
+            .expect("proposal");
         group.shutdown();
     }
 
     // As if the process died after the raft log write of entry `next` but before applying it.
     let state = store.raft_log_state(0).expect("log state");
-    let mut hard_state = HardState::parse_from_bytes(&state.hard_state.expect("hard state")).expect("decode");
+    let mut hard_state =
+        HardState::parse_from_bytes(&state.hard_state.expect("hard state")).expect("decode");
     let next = state.last_index + 1;
     let mut entry = Entry::default();
     entry.index = next;
@@ -82,14 +96,21 @@ async fn committed_but_unapplied_entries_are_applied_at_start() {
         .raft_append(0, &[(next, bytes)], state.last_index, Some(&hs), None)
         .expect("write log");
     let ctx = store.context(DEFAULT_CONTEXT).expect("context");
-    assert_eq!(ctx.next_token(), 1, "entry {next} is in the log, not applied");
+    assert_eq!(
+        ctx.next_token(),
+        1,
+        "entry {next} is in the log, not applied"
+    );
 
     let group = start(&store).await;
     let mut status = group.status();
-    tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.applied_index >= next))
-        .await
-        .expect("replayed in time")
-        .expect("status");
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|s| s.applied_index >= next),
+    )
+    .await
+    .expect("replayed in time")
+    .expect("status");
     assert_eq!(ctx.next_token(), 2);
     assert_eq!(store.highest_sequence(&ctx, "x").expect("read"), Some(1));
     group.shutdown();
