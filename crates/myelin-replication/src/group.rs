@@ -64,6 +64,9 @@ pub struct GroupStatus {
     pub failed: Option<String>,
 }
 
+/// Applied entries a single-member group keeps before it compacts its log.
+const LOG_COMPACT_EVERY_ENTRIES: u64 = 4096;
+
 type Reply = oneshot::Sender<Result<ApplyOutcome, ReplicationError>>;
 
 struct Proposal {
@@ -314,7 +317,22 @@ impl Driver {
         let committed = light.take_committed_entries();
         self.apply(committed)?;
         self.node.advance_apply();
+        self.compact_log()?;
         self.publish_status();
+        Ok(())
+    }
+
+    /// A group with no peers never needs applied entries again: once `LOG_COMPACT_EVERY_ENTRIES`
+    /// have been applied since the last compaction, they are dropped, so events are not kept twice.
+    /// Groups with peers keep their log until raft snapshots can bring a peer up to date.
+    fn compact_log(&mut self) -> Result<(), String> {
+        let applied = self.node.raft.raft_log.applied;
+        let alone = self.node.raft.prs().conf().voters().ids().len() == 1
+            && self.node.raft.prs().conf().learners().is_empty();
+        if alone && applied >= self.node.store().truncated_index() + LOG_COMPACT_EVERY_ENTRIES {
+            self.node.mut_store().compact(applied)?;
+            tracing::debug!(group = self.group_id, up_to = applied, "raft log compacted");
+        }
         Ok(())
     }
 

@@ -18,6 +18,8 @@ pub(crate) struct LogStorage {
     conf_state: ConfState,
     last_index: u64,
     last_term: u64,
+    /// The last compacted entry (index, term); entries after it are stored.
+    truncated: (u64, u64),
 }
 
 impl LogStorage {
@@ -53,6 +55,7 @@ impl LogStorage {
             conf_state,
             last_index: state.last_index,
             last_term: 0,
+            truncated: state.truncated,
         };
         storage.last_term = storage
             .read_term(state.last_index)
@@ -113,9 +116,30 @@ impl LogStorage {
             .map_err(|e| e.to_string())
     }
 
+    /// The last compacted index.
+    pub(crate) fn truncated_index(&self) -> u64 {
+        self.truncated.0
+    }
+
+    /// Drops entries up to `index` (inclusive), which must be applied and needed by no peer.
+    pub(crate) fn compact(&mut self, index: u64) -> Result<(), String> {
+        if index <= self.truncated.0 {
+            return Ok(());
+        }
+        let term = self.read_term(index).map_err(|e| e.to_string())?;
+        self.store
+            .raft_compact(self.group, index, term)
+            .map_err(|e| e.to_string())?;
+        self.truncated = (index, term);
+        Ok(())
+    }
+
     fn read_term(&self, index: u64) -> raft::Result<u64> {
-        if index == 0 {
-            return Ok(0);
+        if index == self.truncated.0 {
+            return Ok(self.truncated.1);
+        }
+        if index < self.truncated.0 {
+            return Err(raft::Error::Store(RaftStorageError::Compacted));
         }
         let entries = self
             .store
@@ -149,6 +173,9 @@ impl raft::Storage for LogStorage {
         max_size: impl Into<Option<u64>>,
         _context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
+        if low <= self.truncated.0 {
+            return Err(raft::Error::Store(RaftStorageError::Compacted));
+        }
         let max = max_size.into().unwrap_or(u64::MAX);
         let raw = self
             .store
@@ -173,7 +200,7 @@ impl raft::Storage for LogStorage {
     }
 
     fn first_index(&self) -> raft::Result<u64> {
-        Ok(1)
+        Ok(self.truncated.0 + 1)
     }
 
     fn last_index(&self) -> raft::Result<u64> {
@@ -181,7 +208,7 @@ impl raft::Storage for LogStorage {
     }
 
     fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // The log is never compacted yet, so no peer ever needs a snapshot.
+        // Only single-member groups compact their log, so no peer ever needs a snapshot.
         Err(raft::Error::Store(
             RaftStorageError::SnapshotTemporarilyUnavailable,
         ))

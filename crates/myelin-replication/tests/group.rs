@@ -115,3 +115,46 @@ async fn committed_but_unapplied_entries_are_applied_at_start() {
     assert_eq!(store.highest_sequence(&ctx, "x").expect("read"), Some(1));
     group.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_compacts_its_log_and_restarts_from_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(dir.path(), dir.path()).expect("open"));
+    let proposals = 5000;
+    {
+        let group = start(&store).await;
+        for i in 0..proposals {
+            group
+                .propose(append_command(&format!("c-{}", i % 50), i / 50))
+                .await
+                .expect("proposal");
+        }
+        group.shutdown();
+    }
+    let state = store.raft_log_state(0).expect("log state");
+    assert!(
+        state.truncated.0 >= 4096,
+        "compacted up to {}",
+        state.truncated.0
+    );
+    let kept = store
+        .raft_entries(0, state.truncated.0 + 1, state.last_index + 1, u64::MAX)
+        .expect("entries");
+    assert_eq!(kept.len() as u64, state.last_index - state.truncated.0);
+    assert!(
+        kept.len() < 1000,
+        "{} entries kept after compaction",
+        kept.len()
+    );
+
+    println!("phase: restart on a compacted log and keep appending");
+    let group = start(&store).await;
+    let outcome = group
+        .propose(append_command("c-0", 100))
+        .await
+        .expect("proposal");
+    assert!(
+        matches!(outcome, ApplyOutcome::Appended { first_token, .. } if first_token == proposals as u64)
+    );
+    group.shutdown();
+}

@@ -93,6 +93,7 @@ pub(crate) fn raft_state_key(group: u32, tag: u8) -> [u8; 5] {
 pub(crate) const RAFT_HARD_STATE: u8 = b'h';
 pub(crate) const RAFT_CONF_STATE: u8 = b'c';
 pub(crate) const RAFT_APPLIED: u8 = b'a';
+pub(crate) const RAFT_TRUNCATED: u8 = b't';
 
 #[cfg(test)]
 mod tests {

@@ -13,8 +13,10 @@ use crate::store::{Store, CF_RAFT};
 pub struct RaftLogState {
     pub hard_state: Option<Vec<u8>>,
     pub conf_state: Option<Vec<u8>>,
-    /// Index of the last stored entry, 0 if none.
+    /// Index of the last entry, stored or compacted away; 0 if none.
     pub last_index: u64,
+    /// The last entry removed by compaction, as (index, term); (0, 0) if none.
+    pub truncated: (u64, u64),
 }
 
 impl Store {
@@ -37,10 +39,28 @@ impl Store {
             }
         }
         iter.status()?;
+        let truncated = match self
+            .db()
+            .get_cf(cf, keys::raft_state_key(group, keys::RAFT_TRUNCATED))?
+        {
+            Some(bytes) if bytes.len() == 16 => {
+                let (index, term) = bytes.split_at(8);
+                let number = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+                (number(index), number(term))
+            }
+            Some(bytes) => {
+                return Err(StorageError::corrupt(
+                    "raft truncation",
+                    format!("{} bytes", bytes.len()),
+                ))
+            }
+            None => (0, 0),
+        };
         Ok(RaftLogState {
             hard_state,
             conf_state,
-            last_index,
+            last_index: last_index.max(truncated.0),
+            truncated,
         })
     }
 
@@ -87,6 +107,28 @@ impl Store {
     pub fn raft_save_hard_state(&self, group: u32, hard_state: &[u8]) -> Result<(), StorageError> {
         let key = keys::raft_state_key(group, keys::RAFT_HARD_STATE);
         self.db().put_cf(self.cf(CF_RAFT), key, hard_state)?;
+        Ok(())
+    }
+
+    /// Removes entries up to and including `index` (already applied, and needed by no peer), and
+    /// remembers `(index, term)` so raft can still match the log after it. Not synced: losing it
+    /// only means the entries come back, and the WAL keeps it behind the applies it follows.
+    pub fn raft_compact(&self, group: u32, index: u64, term: u64) -> Result<(), StorageError> {
+        let cf = self.cf(CF_RAFT);
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            cf,
+            keys::raft_entry_key(group, 0),
+            keys::raft_entry_key(group, index + 1),
+        );
+        let mut truncated = index.to_be_bytes().to_vec();
+        truncated.extend_from_slice(&term.to_be_bytes());
+        batch.put_cf(
+            cf,
+            keys::raft_state_key(group, keys::RAFT_TRUNCATED),
+            truncated,
+        );
+        self.db().write(batch)?;
         Ok(())
     }
 
