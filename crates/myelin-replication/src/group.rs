@@ -80,7 +80,8 @@ pub struct ReplicationGroup {
     proposals: mpsc::Sender<Proposal>,
     status: watch::Receiver<GroupStatus>,
     heads: HashMap<String, watch::Receiver<u64>>,
-    thread: Option<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ReplicationGroup {
@@ -137,15 +138,17 @@ impl ReplicationGroup {
             synced_log_writes: 0,
         };
         let tick = Duration::from_millis(config.tick_interval_ms);
+        let (stop, stop_rx) = watch::channel(false);
         let thread = std::thread::Builder::new()
             .name(format!("raft-group-{}", config.group_id))
-            .spawn(move || driver.run(proposals_rx, tick))?;
+            .spawn(move || driver.run(proposals_rx, stop_rx, tick))?;
         Ok(ReplicationGroup {
             group_id: config.group_id,
             proposals: proposals_tx,
             status: status_rx,
             heads,
-            thread: Some(thread),
+            stop,
+            thread: std::sync::Mutex::new(Some(thread)),
         })
     }
 
@@ -178,16 +181,12 @@ impl ReplicationGroup {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Stops taking proposals, lets the thread finish the round in progress, and joins it.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        // Closing our sender ends the thread's receive loop once queued proposals are drained.
-        let (closed, _) = mpsc::channel(1);
-        self.proposals = closed;
-        if let Some(thread) = self.thread.take() {
+    /// Finishes the round in progress, answers proposals still queued with `ShuttingDown`, and
+    /// joins the group's thread. Later proposals fail at once. Safe to call more than once.
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
             if thread.join().is_err() {
                 tracing::error!(group = self.group_id, "replication thread panicked");
             }
@@ -197,7 +196,7 @@ impl ReplicationGroup {
 
 impl Drop for ReplicationGroup {
     fn drop(&mut self) {
-        self.stop();
+        self.shutdown();
     }
 }
 
@@ -217,7 +216,12 @@ struct Driver {
 }
 
 impl Driver {
-    fn run(mut self, mut proposals: mpsc::Receiver<Proposal>, tick: Duration) {
+    fn run(
+        mut self,
+        mut proposals: mpsc::Receiver<Proposal>,
+        mut stop: watch::Receiver<bool>,
+        tick: Duration,
+    ) {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -233,6 +237,7 @@ impl Driver {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
+                    _ = stop.wait_for(|stopped| *stopped) => break,
                     _ = ticker.tick() => {
                         self.node.tick();
                     }
@@ -253,10 +258,19 @@ impl Driver {
                 }
             }
         });
+        proposals.close();
+        let mut refused = 0;
+        while let Ok(proposal) = proposals.try_recv() {
+            let _ = proposal
+                .reply
+                .send(Err(ReplicationError::ShuttingDown(self.group_id)));
+            refused += 1;
+        }
         for (_, reply) in self.waiting.drain() {
             let _ = reply.send(Err(ReplicationError::ShuttingDown(self.group_id)));
+            refused += 1;
         }
-        tracing::info!(group = self.group_id, "replication group stopped");
+        tracing::info!(group = self.group_id, refused, "replication group stopped");
     }
 
     fn propose(&mut self, proposal: Proposal) {

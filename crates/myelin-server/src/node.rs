@@ -237,7 +237,8 @@ impl NodeHandle {
     }
 
     /// Stops accepting calls, ends open streams, waits for the servers (at most a few seconds),
-    /// then drains the replication group and closes storage.
+    /// then stops the replication group (queued proposals are refused, none is half-done) and
+    /// syncs storage. RocksDB closes when the last reader lets go of it.
     pub async fn shutdown(self) {
         tracing::info!("shutting down: no new calls, ending open streams");
         self.shared.shutdown.cancel();
@@ -248,22 +249,30 @@ impl NodeHandle {
         {
             tracing::warn!("calls still open after {SHUTDOWN_DRAIN_MS} ms; closing anyway");
         }
-        let Ok(shared) = Arc::try_unwrap(self.shared) else {
-            // Some stream task still holds the node; storage closes when it lets go.
-            tracing::warn!("node state still in use at shutdown; storage closes when released");
-            return;
-        };
-        let store = shared.store.clone();
-        tokio::task::spawn_blocking(move || {
+        let shared = self.shared.clone();
+        let stopped = tokio::task::spawn_blocking(move || {
             shared.group.shutdown();
-            if let Err(e) = store.flush() {
-                tracing::error!("flushing storage at shutdown failed: {e}");
-            }
-            drop(store);
+            shared.store.flush()
         })
-        .await
-        .ok();
-        tracing::info!("storage closed; node stopped");
+        .await;
+        match stopped {
+            Ok(Ok(())) => tracing::info!("replication stopped, storage synced"),
+            Ok(Err(e)) => tracing::error!("syncing storage at shutdown failed: {e}"),
+            Err(e) => tracing::error!("shutdown task failed: {e}"),
+        }
+        // Stream tasks end on their own once their connections are gone; RocksDB closes (and its
+        // lock is released) with the last of them.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS);
+        while Arc::strong_count(&self.shared) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => {
+                drop(shared);
+                tracing::info!("storage closed; node stopped");
+            }
+            Err(_) => tracing::warn!("node state still in use after {SHUTDOWN_DRAIN_MS} ms; storage closes when released"),
+        }
     }
 
     /// The data directory of this node (for tests and logs).
