@@ -380,6 +380,17 @@ async fn t60_bad_input_is_refused_and_changes_nothing() {
             status.message()
         );
 
+        println!("phase: an event beyond the transport limit too (never OUT_OF_RANGE: that means a conflict)");
+        let mut huge = plain_event("Huge");
+        huge.payload = Some(SerializedObject {
+            r#type: "Huge".into(),
+            revision: String::new(),
+            data: vec![b'x'; 300 * 1024],
+        });
+        let status = append(&client, vec![huge]).await.expect_err("too large");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(axon_code(&status).as_deref(), Some("AXONIQ-2001"));
+
         println!("phase: an empty aggregate id on reads");
         let status = read_aggregate(&client, aggregate_request(""))
             .await

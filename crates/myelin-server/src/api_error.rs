@@ -29,6 +29,8 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error("Message of {size} bytes is larger than the maximum of {max} bytes")]
     PayloadTooLarge { size: usize, max: usize },
+    #[error("Message too large: {0}")]
+    TransportLimit(String),
     #[error("Transaction has more than {max} events")]
     TooManyEvents { max: usize },
     #[error("{0}")]
@@ -58,7 +60,9 @@ impl ApiError {
             },
             ApiError::InvalidEvent(_) => ErrorCode::InvalidEvent,
             ApiError::InvalidRequest(_) => ErrorCode::InvalidRequest,
-            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::PayloadTooLarge { .. } | ApiError::TransportLimit(_) => {
+                ErrorCode::PayloadTooLarge
+            }
             ApiError::TooManyEvents { .. } => ErrorCode::TooManyEvents,
             ApiError::Storage(storage) => match storage {
                 StorageError::Rocks(_) | StorageError::Directory { .. } => {

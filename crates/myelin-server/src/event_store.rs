@@ -81,6 +81,16 @@ pub(crate) fn validate_event(
     Ok(header)
 }
 
+/// tonic reports a message over its decoding limit as OUT_OF_RANGE, which Axon Framework 5 would
+/// read as a sequence conflict; report it as Axon's "payload too large" instead.
+fn transport_error(status: Status) -> Status {
+    if status.code() == tonic::Code::OutOfRange {
+        ApiError::TransportLimit(status.message().to_string()).into()
+    } else {
+        status
+    }
+}
+
 /// Sequence bounds of an aggregate read: Axon treats `max_sequence` as exclusive, 0 or less as none.
 fn sequence_bound(max_sequence: i64) -> u64 {
     if max_sequence <= 0 {
@@ -103,7 +113,7 @@ impl EventStore for EventStoreService {
         let mut total_bytes = 0usize;
         // The transaction is whatever arrives before the client half-closes; a cancelled or broken
         // stream ends here with nothing written.
-        while let Some(event) = stream.message().await? {
+        while let Some(event) = stream.message().await.map_err(transport_error)? {
             validate_event(&event, max_size)?;
             if events.len() == APPEND_TRANSACTION_EVENTS_MAX {
                 return Err(ApiError::TooManyEvents {
