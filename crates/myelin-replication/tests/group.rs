@@ -85,10 +85,12 @@ async fn committed_but_unapplied_entries_are_applied_at_start() {
     let mut hard_state =
         HardState::parse_from_bytes(&state.hard_state.expect("hard state")).expect("decode");
     let next = state.last_index + 1;
-    let mut entry = Entry::default();
-    entry.index = next;
-    entry.term = hard_state.term;
-    entry.data = append_command("x", 1).into();
+    let entry = Entry {
+        index: next,
+        term: hard_state.term,
+        data: append_command("x", 1).into(),
+        ..Default::default()
+    };
     hard_state.commit = next;
     let bytes = entry.write_to_bytes().expect("encode");
     let hs = hard_state.write_to_bytes().expect("encode");

@@ -325,17 +325,22 @@ impl EventStore for EventStoreService {
         tracker.update(&first)?;
         tracing::debug!(context = %context.name(), client = %first.client_id, processor = %first.processor, from = tracker.next_token, "tracking stream opened");
 
-        // Further requests (permits, blacklist) arrive on their own task so the sender never blocks them.
+        // Further requests (permits, blacklist) arrive on their own task so the sender never blocks
+        // them. It lets go of the request stream as soon as the tracker ends, so a client that never
+        // half-closes does not keep the call open.
         let (requests_tx, requests) = mpsc::channel(16);
         tokio::spawn(async move {
             loop {
-                match inbound.message().await {
-                    Ok(Some(request)) => {
-                        if requests_tx.send(request).await.is_err() {
-                            return;
+                tokio::select! {
+                    message = inbound.message() => match message {
+                        Ok(Some(request)) => {
+                            if requests_tx.send(request).await.is_err() {
+                                return;
+                            }
                         }
-                    }
-                    Ok(None) | Err(_) => return,
+                        Ok(None) | Err(_) => return,
+                    },
+                    _ = requests_tx.closed() => return,
                 }
             }
         });

@@ -17,8 +17,8 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 
 use crate::api_error::ApiError;
 use crate::clients::ClientRegistry;
@@ -184,7 +184,6 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
 
     let shutdown = shared.shutdown.clone();
     let grpc = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         // Axon Framework pings every second; answer them, never GOAWAY a client for pinging.
         .http2_keepalive_interval(Some(Duration::from_millis(2500)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
@@ -192,7 +191,7 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
         .add_service(platform)
         .add_service(event_store)
         .add_service(scheduler)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), async move {
+        .serve_with_incoming_shutdown(TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)), async move {
             shutdown.cancelled().await
         });
     let grpc_task = tokio::spawn(async move {
