@@ -2,24 +2,13 @@
 //! reads, tokens, bad input, and durability across a clean restart.
 
 use myelin_protocol::grpc::event::{
-    GetAggregateSnapshotsRequest, GetFirstTokenRequest, GetLastTokenRequest, GetTokenAtRequest,
-    QueryEventsRequest, ReadHighestSequenceNrRequest,
+    GetAggregateSnapshotsRequest, GetFirstTokenRequest, GetTokenAtRequest, QueryEventsRequest,
+    ReadHighestSequenceNrRequest,
 };
 use myelin_protocol::grpc::SerializedObject;
 use myelin_tests::*;
 use tokio_stream::StreamExt as _;
 use tonic::Code;
-
-async fn last_token(client: &myelin_testkit::AxonClient) -> i64 {
-    client
-        .events
-        .clone()
-        .get_last_token(GetLastTokenRequest {})
-        .await
-        .expect("last token")
-        .into_inner()
-        .token
-}
 
 #[tokio::test]
 async fn t10_append_and_read_an_aggregate() {

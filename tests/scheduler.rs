@@ -4,20 +4,9 @@
 use std::time::Duration;
 
 use myelin_protocol::grpc::event::{
-    CancelScheduledEventRequest, GetLastTokenRequest, RescheduleEventRequest, ScheduleEventRequest,
+    CancelScheduledEventRequest, RescheduleEventRequest, ScheduleEventRequest,
 };
 use myelin_tests::*;
-
-async fn last_token(client: &myelin_testkit::AxonClient) -> i64 {
-    client
-        .events
-        .clone()
-        .get_last_token(GetLastTokenRequest {})
-        .await
-        .expect("last token")
-        .into_inner()
-        .token
-}
 
 async fn schedule(
     client: &myelin_testkit::AxonClient,

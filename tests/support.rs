@@ -21,6 +21,18 @@ pub async fn append(client: &AxonClient, events: Vec<Event>) -> Result<(), Statu
         .map(|_| ())
 }
 
+/// The token of the last stored event, -1 when there is none.
+pub async fn last_token(client: &AxonClient) -> i64 {
+    client
+        .events
+        .clone()
+        .get_last_token(myelin_protocol::grpc::event::GetLastTokenRequest {})
+        .await
+        .expect("last token")
+        .into_inner()
+        .token
+}
+
 /// The `axoniq-errorcode` trailer of a failed call.
 pub fn axon_code(status: &Status) -> Option<String> {
     status
