@@ -191,9 +191,10 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
         .add_service(platform)
         .add_service(event_store)
         .add_service(scheduler)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)), async move {
-            shutdown.cancelled().await
-        });
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
+            async move { shutdown.cancelled().await },
+        );
     let grpc_task = tokio::spawn(async move {
         if let Err(e) = grpc.await {
             tracing::error!("gRPC server failed: {e}");

@@ -147,15 +147,18 @@ impl Store {
         let start = keys::raft_entry_key(group, low);
         let mut out = Vec::new();
         let mut total = 0u64;
-        let entries = self
-            .db()
-            .iterator_cf_opt(cf, opts, IteratorMode::From(&start, Direction::Forward));
+        let entries =
+            self.db()
+                .iterator_cf_opt(cf, opts, IteratorMode::From(&start, Direction::Forward));
         for (expected, item) in (low..).zip(entries) {
             let (key, value) = item?;
             let index = keys::raft_index_of_entry_key(&key)
                 .ok_or_else(|| StorageError::corrupt("raft entry key", "short key"))?;
             if index != expected {
-                return Err(StorageError::corrupt("raft log", format!("missing entry {expected}")));
+                return Err(StorageError::corrupt(
+                    "raft log",
+                    format!("missing entry {expected}"),
+                ));
             }
             total += value.len() as u64;
             if !out.is_empty() && total > max_bytes {
