@@ -17,7 +17,7 @@ use myelin_protocol::wire::event::{
     ReadHighestSequenceNrResponse, TrackingToken,
 };
 use myelin_protocol::RawEvent;
-use myelin_storage::{ApplyOutcome, Context};
+use myelin_storage::{ApplyOutcome, Context, StorageError, Store};
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -79,6 +79,64 @@ pub(crate) fn validate_event(
         )));
     }
     Ok(header)
+}
+
+/// Sends an aggregate's events in `[start, end)` (from its newest snapshot on, when allowed),
+/// reading batches on a blocking thread and sending at the client's pace.
+async fn stream_aggregate(
+    store: Arc<Store>,
+    context: Arc<Context>,
+    query: GetAggregateEventsRequest,
+    start: u64,
+    end: u64,
+    sender: &mpsc::Sender<Result<RawEvent, Status>>,
+) -> Result<(), Status> {
+    let aggregate_id = Arc::new(query.aggregate_id);
+    let mut next = start;
+    if query.allow_snapshots {
+        let (store, context, id) = (store.clone(), context.clone(), aggregate_id.clone());
+        let newest = blocking(move || store.snapshots(&context, &id, start, end, 1)).await?;
+        if let Some((sequence, bytes)) = newest.into_iter().next() {
+            let mut snapshot = RawEvent::from_vec(bytes);
+            snapshot.mark_snapshot();
+            if sender.send(Ok(snapshot)).await.is_err() {
+                return Ok(());
+            }
+            next = sequence + 1;
+        }
+    }
+    while next < end {
+        let (store, context, id) = (store.clone(), context.clone(), aggregate_id.clone());
+        let from = next;
+        let batch = blocking(move || {
+            store.aggregate_events(&context, &id, from, end, READ_BATCH_EVENTS_MAX)
+        })
+        .await?;
+        let Some((last, _)) = batch.last() else {
+            return Ok(());
+        };
+        next = last + 1;
+        let full = batch.len() == READ_BATCH_EVENTS_MAX;
+        for (_, bytes) in batch {
+            if sender.send(Ok(RawEvent::from_vec(bytes))).await.is_err() {
+                return Ok(());
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Runs a RocksDB read on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| Status::internal(format!("read task failed: {e}")))?
+        .map_err(|e| ApiError::from(e).into())
 }
 
 /// tonic reports a message over its decoding limit as OUT_OF_RANGE, which Axon Framework 5 would
@@ -201,54 +259,12 @@ impl EventStore for EventStoreService {
         }
         let store = self.shared.store.clone();
         let end = sequence_bound(query.max_sequence);
-        let mut next = query.initial_sequence as u64;
+        let start = query.initial_sequence as u64;
         let (sender, receiver) = mpsc::channel(STREAM_QUEUE_EVENTS_MAX);
         tokio::spawn(async move {
-            if query.allow_snapshots {
-                let newest = store.snapshots(&context, &query.aggregate_id, next, end, 1);
-                match newest.map(|mut s| s.pop()) {
-                    Ok(Some((sequence, bytes))) => {
-                        let mut snapshot = RawEvent::from_vec(bytes);
-                        snapshot.mark_snapshot();
-                        if sender.send(Ok(snapshot)).await.is_err() {
-                            return;
-                        }
-                        next = sequence + 1;
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        let _ = sender.send(Err(ApiError::from(e).into())).await;
-                        return;
-                    }
-                }
-            }
-            while next < end {
-                let batch = match store.aggregate_events(
-                    &context,
-                    &query.aggregate_id,
-                    next,
-                    end,
-                    READ_BATCH_EVENTS_MAX,
-                ) {
-                    Ok(batch) => batch,
-                    Err(e) => {
-                        let _ = sender.send(Err(ApiError::from(e).into())).await;
-                        return;
-                    }
-                };
-                let Some((last, _)) = batch.last() else {
-                    return;
-                };
-                next = last + 1;
-                let full = batch.len() == READ_BATCH_EVENTS_MAX;
-                for (_, bytes) in batch {
-                    if sender.send(Ok(RawEvent::from_vec(bytes))).await.is_err() {
-                        return;
-                    }
-                }
-                if !full {
-                    return;
-                }
+            if let Err(status) = stream_aggregate(store, context, query, start, end, &sender).await
+            {
+                let _ = sender.send(Err(status)).await;
             }
         });
         Ok(Response::new(ReceiverStream::new(receiver)))
@@ -411,10 +427,7 @@ impl EventStore for EventStoreService {
         let context = self.context(&request)?;
         let instant = request.into_inner().instant;
         let store = self.shared.store.clone();
-        let token = tokio::task::spawn_blocking(move || store.token_at(&context, instant))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(ApiError::from)?;
+        let token = blocking(move || store.token_at(&context, instant)).await?;
         Ok(Response::new(TrackingToken {
             token: token as i64,
         }))
@@ -453,7 +466,7 @@ impl Tracker {
     async fn run(
         &mut self,
         shared: &Shared,
-        context: &Context,
+        context: &Arc<Context>,
         mut head: tokio::sync::watch::Receiver<u64>,
         mut requests: mpsc::Receiver<GetEventsRequest>,
         sender: &mpsc::Sender<Result<EventWithToken, Status>>,
@@ -464,10 +477,9 @@ impl Tracker {
             }
             if self.permits > 0 && self.next_token < context.next_token() {
                 let limit = (self.permits as usize).min(READ_BATCH_EVENTS_MAX);
-                let batch = shared
-                    .store
-                    .read_events(context, self.next_token, limit)
-                    .map_err(ApiError::from)?;
+                let (store, context, from) =
+                    (shared.store.clone(), context.clone(), self.next_token);
+                let batch = blocking(move || store.read_events(&context, from, limit)).await?;
                 for (token, bytes) in batch {
                     self.next_token = token + 1;
                     let event = RawEvent::from_vec(bytes);
@@ -506,7 +518,7 @@ impl Tracker {
         }
         let payload = event
             .header()
-            .map_err(|e| ApiError::Storage(myelin_storage::StorageError::corrupt_event(e)))?
+            .map_err(|e| ApiError::Storage(StorageError::corrupt_event(e)))?
             .payload
             .unwrap_or_default();
         if self.blacklist.contains(&(payload.r#type, payload.revision))
