@@ -33,11 +33,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .out_dir(&wire_dir)
         .extern_path(".io.axoniq.axonserver.grpc.event.Event", "crate::RawEvent")
+        .extern_path(
+            ".io.axoniq.axonserver.grpc.command.Command",
+            "crate::RawCommand",
+        )
+        .extern_path(
+            ".io.axoniq.axonserver.grpc.command.CommandResponse",
+            "crate::RawCommandResponse",
+        )
+        .extern_path(
+            ".io.axoniq.axonserver.grpc.query.QueryRequest",
+            "crate::RawQuery",
+        )
+        .extern_path(
+            ".io.axoniq.axonserver.grpc.query.QueryResponse",
+            "crate::RawQueryResponse",
+        )
+        .extern_path(
+            ".io.axoniq.axonserver.grpc.query.SubscriptionQueryResponse",
+            "crate::RawSubscriptionResponse",
+        )
         .compile_protos(&axon, &includes)?;
 
     tonic_prost_build::configure()
         .build_client(false)
         .build_server(false)
-        .compile_protos(&[proto_root.join("myelin/log.proto")], &includes)?;
+        .extern_path(".io.axoniq.axonserver.grpc", "crate::grpc")
+        .compile_protos(
+            &[
+                proto_root.join("myelin/log.proto"),
+                proto_root.join("myelin/headers.proto"),
+            ],
+            &includes,
+        )?;
     Ok(())
 }

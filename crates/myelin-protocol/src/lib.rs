@@ -9,7 +9,10 @@ mod raw;
 
 pub use error_code::ErrorCode;
 pub use ids::{SequenceNumber, Token};
-pub use raw::RawEvent;
+pub use raw::{
+    bool_instruction, number_instruction, text_instruction, Raw, RawCommand, RawCommandResponse,
+    RawEvent, RawQuery, RawQueryResponse, RawSubscriptionResponse,
+};
 
 /// Typed messages and clients, laid out like Axon's protobuf packages (`io.axoniq.axonserver.grpc.*`).
 #[allow(clippy::all, missing_docs)]
@@ -68,4 +71,10 @@ pub mod wire {
 #[allow(clippy::all, missing_docs)]
 pub mod log {
     tonic::include_proto!("myelin.log");
+}
+
+/// The fields Myelin reads from pass-through messages (`proto/myelin/headers.proto`).
+#[allow(clippy::all, missing_docs)]
+pub mod headers {
+    tonic::include_proto!("myelin.headers");
 }

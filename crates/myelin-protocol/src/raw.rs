@@ -1,35 +1,58 @@
-//! `RawEvent`: an Axon `Event` kept as the bytes the client sent. The server's generated code uses
-//! it wherever the protocol carries an `Event`, so events are stored and served without decoding
-//! and re-encoding them, and fields this build does not know (from newer clients) are never lost.
-//! Only the header fields the server needs are ever decoded (`EventHeader`).
+//! `Raw<H>`: a protobuf message kept as the bytes the client sent, with `H` the header type that
+//! declares the few fields the server reads. The server's generated code uses these wherever the
+//! protocol carries an `Event`, a `Command`, a `QueryRequest` or a response, so they are stored and
+//! forwarded without decoding and re-encoding them, and fields this build does not know (from newer
+//! clients) are never lost. Where the server must change a message it appends fields: for a scalar
+//! the last occurrence wins, a repeated field gains an element.
+
+use std::fmt;
+use std::marker::PhantomData;
 
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{decode_varint, encode_key, encode_varint, DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
-use crate::log::EventHeader;
+use crate::grpc::{meta_data_value, MetaDataValue, ProcessingInstruction, ProcessingKey};
+use crate::headers::{
+    CommandHeader, EventHeader, QueryHeader, ResponseHeader, SubscriptionResponseHeader,
+};
 
-/// Field numbers of `io.axoniq.axonserver.grpc.event.Event` that the server rewrites.
-const TIMESTAMP_FIELD: u32 = 5;
-const SNAPSHOT_FIELD: u32 = 8;
+/// Field numbers the server appends.
+const EVENT_TIMESTAMP_FIELD: u32 = 5;
+const EVENT_SNAPSHOT_FIELD: u32 = 8;
+const QUERY_PROCESSING_INSTRUCTIONS_FIELD: u32 = 7;
 
-/// An encoded `io.axoniq.axonserver.grpc.event.Event`, field for field as received.
-#[derive(Clone, PartialEq, Eq, Default, Debug)]
-pub struct RawEvent {
+/// An encoded message, field for field as received; `H` decodes the fields the server needs.
+pub struct Raw<H> {
     bytes: Vec<u8>,
+    header: PhantomData<fn() -> H>,
 }
 
-impl RawEvent {
-    /// Wraps stored bytes (an encoded `Event`) without copying them.
-    pub fn from_vec(bytes: Vec<u8>) -> RawEvent {
-        RawEvent { bytes }
+/// `io.axoniq.axonserver.grpc.event.Event`
+pub type RawEvent = Raw<EventHeader>;
+/// `io.axoniq.axonserver.grpc.command.Command`
+pub type RawCommand = Raw<CommandHeader>;
+/// `io.axoniq.axonserver.grpc.command.CommandResponse`
+pub type RawCommandResponse = Raw<ResponseHeader>;
+/// `io.axoniq.axonserver.grpc.query.QueryRequest`
+pub type RawQuery = Raw<QueryHeader>;
+/// `io.axoniq.axonserver.grpc.query.QueryResponse` (same header fields as a command response)
+pub type RawQueryResponse = Raw<ResponseHeader>;
+/// `io.axoniq.axonserver.grpc.query.SubscriptionQueryResponse`
+pub type RawSubscriptionResponse = Raw<SubscriptionResponseHeader>;
+
+impl<H> Raw<H> {
+    /// Wraps encoded bytes without copying them.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        Raw {
+            bytes,
+            header: PhantomData,
+        }
     }
 
-    /// Encodes a typed message (an `Event`) as a raw event.
-    pub fn from_message(event: &impl Message) -> RawEvent {
-        RawEvent {
-            bytes: event.encode_to_vec(),
-        }
+    /// Encodes a typed message (e.g. a `grpc::command::CommandResponse`) as a raw one.
+    pub fn from_message(message: &impl Message) -> Self {
+        Raw::from_vec(message.encode_to_vec())
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -40,23 +63,126 @@ impl RawEvent {
         self.bytes
     }
 
-    /// Decodes the fields routing and the sequence check need, skipping payload and metadata.
-    pub fn header(&self) -> Result<EventHeader, DecodeError> {
-        EventHeader::decode(self.as_bytes())
+    /// Decodes it as a full typed message (tests and tools).
+    pub fn decode_as<M: Message + Default>(&self) -> Result<M, DecodeError> {
+        M::decode(self.as_bytes())
     }
+}
 
-    /// Sets `timestamp` by appending the field: for a scalar the last occurrence wins.
+impl<H: Message + Default> Raw<H> {
+    /// Decodes only the fields the server needs, skipping payloads and metadata.
+    pub fn header(&self) -> Result<H, DecodeError> {
+        H::decode(self.as_bytes())
+    }
+}
+
+impl RawEvent {
+    /// Sets `timestamp` by appending the field.
     pub fn set_timestamp(&mut self, timestamp_ms: i64) {
-        prost::encoding::int64::encode(TIMESTAMP_FIELD, &timestamp_ms, &mut self.bytes);
+        prost::encoding::int64::encode(EVENT_TIMESTAMP_FIELD, &timestamp_ms, &mut self.bytes);
     }
 
     /// Marks the event as a snapshot (appending `snapshot = true`).
     pub fn mark_snapshot(&mut self) {
-        prost::encoding::bool::encode(SNAPSHOT_FIELD, &true, &mut self.bytes);
+        prost::encoding::bool::encode(EVENT_SNAPSHOT_FIELD, &true, &mut self.bytes);
     }
 }
 
-impl Message for RawEvent {
+impl RawQuery {
+    /// Adds a processing instruction (appending one element to `processing_instructions`).
+    pub fn add_instruction(&mut self, key: ProcessingKey, value: meta_data_value::Data) {
+        let instruction = ProcessingInstruction {
+            key: key as i32,
+            value: Some(MetaDataValue { data: Some(value) }),
+        };
+        prost::encoding::message::encode(
+            QUERY_PROCESSING_INSTRUCTIONS_FIELD,
+            &instruction,
+            &mut self.bytes,
+        );
+    }
+}
+
+/// The value of the first instruction with `key`, if any.
+pub fn instruction(
+    instructions: &[ProcessingInstruction],
+    key: ProcessingKey,
+) -> Option<&meta_data_value::Data> {
+    instructions
+        .iter()
+        .find(|i| i.key == key as i32)
+        .and_then(|i| i.value.as_ref())
+        .and_then(|v| v.data.as_ref())
+}
+
+/// A numeric instruction (numbers, or text holding a number), if present.
+pub fn number_instruction(
+    instructions: &[ProcessingInstruction],
+    key: ProcessingKey,
+) -> Option<i64> {
+    match instruction(instructions, key)? {
+        meta_data_value::Data::NumberValue(n) => Some(*n),
+        meta_data_value::Data::TextValue(t) => t.trim().parse().ok(),
+        meta_data_value::Data::DoubleValue(d) => Some(*d as i64),
+        meta_data_value::Data::BooleanValue(b) => Some(i64::from(*b)),
+        meta_data_value::Data::BytesValue(_) => None,
+    }
+}
+
+/// A text instruction (text, or a number rendered as text), if present.
+pub fn text_instruction(
+    instructions: &[ProcessingInstruction],
+    key: ProcessingKey,
+) -> Option<String> {
+    match instruction(instructions, key)? {
+        meta_data_value::Data::TextValue(t) => Some(t.clone()),
+        meta_data_value::Data::NumberValue(n) => Some(n.to_string()),
+        meta_data_value::Data::DoubleValue(d) => Some(d.to_string()),
+        meta_data_value::Data::BooleanValue(b) => Some(b.to_string()),
+        meta_data_value::Data::BytesValue(_) => None,
+    }
+}
+
+/// A boolean instruction, if present.
+pub fn bool_instruction(
+    instructions: &[ProcessingInstruction],
+    key: ProcessingKey,
+) -> Option<bool> {
+    match instruction(instructions, key)? {
+        meta_data_value::Data::BooleanValue(b) => Some(*b),
+        meta_data_value::Data::TextValue(t) => t.trim().parse().ok(),
+        meta_data_value::Data::NumberValue(n) => Some(*n != 0),
+        _ => None,
+    }
+}
+
+impl<H> Clone for Raw<H> {
+    fn clone(&self) -> Self {
+        Raw::from_vec(self.bytes.clone())
+    }
+}
+
+impl<H> PartialEq for Raw<H> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl<H> Eq for Raw<H> {}
+
+impl<H> Default for Raw<H> {
+    fn default() -> Self {
+        Raw::from_vec(Vec::new())
+    }
+}
+
+impl<H> fmt::Debug for Raw<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Raw({} bytes)", self.bytes.len())
+    }
+}
+
+impl<H> Message for Raw<H> {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         buf.put_slice(&self.bytes);
     }

@@ -5,10 +5,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use myelin_protocol::headers::EventHeader;
 use myelin_protocol::limits::{
     APPEND_TRANSACTION_BYTES_MAX, APPEND_TRANSACTION_EVENTS_MAX, BLACKLISTED_SEND_AFTER_EVENTS,
 };
-use myelin_protocol::log::{log_command::Command, AppendEvents, AppendSnapshot, EventHeader};
+use myelin_protocol::log::{log_command::Command, AppendEvents, AppendSnapshot};
 use myelin_protocol::wire::event::event_store_server::EventStore;
 use myelin_protocol::wire::event::{
     Confirmation, ConfirmationWithConsistencyMarker, EventWithToken, GetAggregateEventsRequest,

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use myelin_protocol::log::{log_command::Command, EventHeader, LogCommand, ScheduledEventRecord};
+use myelin_protocol::headers::EventHeader;
+use myelin_protocol::log::{log_command::Command, LogCommand, ScheduledEventRecord};
 use prost::Message;
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions,
