@@ -105,6 +105,13 @@ impl<V> PendingRequests<V> {
         expired
     }
 
+    /// Visits every waiting request.
+    pub fn for_each(&self, mut visit: impl FnMut(&str, &V)) {
+        for (id, pending) in &self.entries {
+            visit(id, &pending.value);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -73,6 +73,20 @@ impl HandlerRegistry {
         id
     }
 
+    /// Fills in who is behind a stream, from the first message that says so (its client id and
+    /// component); later calls change nothing, so ring positions stay put.
+    pub fn identify(&mut self, id: HandlerId, client_id: &str, component: &str) {
+        if let Some(state) = self.handlers.get_mut(&id) {
+            if state.info.client_id.is_empty() && !client_id.is_empty() {
+                state.info.client_stream_id = format!("{client_id}.{}", state.info.client_stream_id);
+                state.info.client_id = client_id.to_string();
+            }
+            if state.info.component.is_empty() && !component.is_empty() {
+                state.info.component = component.to_string();
+            }
+        }
+    }
+
     pub fn info(&self, id: HandlerId) -> Option<&HandlerInfo> {
         self.handlers.get(&id).map(|h| &h.info)
     }

@@ -37,6 +37,8 @@ pub enum ApiError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     Replication(#[from] ReplicationError),
+    #[error("No handler for query: {0}")]
+    NoHandlerForQuery(String),
     #[error("{0}")]
     Unimplemented(String),
     #[error("server is shutting down")]
@@ -78,6 +80,7 @@ impl ApiError {
                 ReplicationError::ShuttingDown(_) => ErrorCode::Interrupted,
                 ReplicationError::Failed { .. } => ErrorCode::DatafileWriteError,
             },
+            ApiError::NoHandlerForQuery(_) => ErrorCode::NoHandlerForQuery,
             ApiError::ShuttingDown => ErrorCode::Interrupted,
             ApiError::Unimplemented(_) => return None,
         })

@@ -4,12 +4,15 @@
 
 pub mod api_error;
 pub mod clients;
+mod commands;
 pub mod config;
 mod event_store;
 mod gateway;
 mod http;
 mod node;
 mod platform;
+mod queries;
 mod scheduler;
+mod topology;
 
 pub use node::{start, Listeners, NodeHandle, StartError};

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use myelin_protocol::log::{log_command::Command, LogCommand};
+use myelin_protocol::wire::command::command_service_server::CommandServiceServer;
 use myelin_protocol::wire::control::platform_service_server::PlatformServiceServer;
+use myelin_protocol::wire::query::query_service_server::QueryServiceServer;
 use myelin_protocol::wire::event::event_scheduler_server::EventSchedulerServer;
 use myelin_protocol::wire::event::event_store_server::EventStoreServer;
 use myelin_replication::{GroupConfig, ReplicationGroup};
@@ -22,6 +24,9 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::api_error::ApiError;
 use crate::clients::ClientRegistry;
+use crate::commands::{self, CommandRouter, CommandServiceImpl};
+use crate::queries::{self, QueryRouter, QueryServiceImpl};
+use crate::topology::TopologyWatchers;
 use crate::config::NodeConfig;
 use crate::event_store::EventStoreService;
 use crate::gateway::{GatewayLayer, GatewayRules};
@@ -67,6 +72,9 @@ pub(crate) struct Shared {
     pub store: Arc<Store>,
     pub group: ReplicationGroup,
     pub clients: Arc<ClientRegistry>,
+    pub commands: Arc<CommandRouter>,
+    pub queries: QueryRouter,
+    pub topology: TopologyWatchers,
     pub scheduler_wake: Notify,
     pub shutdown: CancellationToken,
 }
@@ -164,6 +172,9 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
         store,
         group,
         clients: Arc::new(ClientRegistry::default()),
+        commands: Arc::new(CommandRouter::new(Duration::from_millis(config.default_command_timeout_ms))),
+        queries: QueryRouter::default(),
+        topology: TopologyWatchers::default(),
         scheduler_wake: Notify::new(),
         shutdown: CancellationToken::new(),
     });
@@ -182,6 +193,14 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
         .max_decoding_message_size(decode_limit)
         .max_encoding_message_size(encode_limit);
 
+    let commands = CommandServiceServer::new(CommandServiceImpl::new(shared.clone()))
+        .max_decoding_message_size(decode_limit)
+        .max_encoding_message_size(encode_limit);
+
+    let queries = QueryServiceServer::new(QueryServiceImpl::new(shared.clone()))
+        .max_decoding_message_size(decode_limit)
+        .max_encoding_message_size(encode_limit);
+
     let shutdown = shared.shutdown.clone();
     let grpc = tonic::transport::Server::builder()
         // Axon Framework pings every second; answer them, never GOAWAY a client for pinging.
@@ -191,6 +210,8 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
         .add_service(platform)
         .add_service(event_store)
         .add_service(scheduler)
+        .add_service(commands)
+        .add_service(queries)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
             async move { shutdown.cancelled().await },
@@ -213,12 +234,14 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
     tracing::info!("HTTP (actuator) listening on {http_addr}");
 
     let publisher = tokio::spawn(scheduler::run_publisher(shared.clone()));
+    let command_timeouts = tokio::spawn(commands::run_timeouts(shared.clone()));
+    let query_timeouts = tokio::spawn(queries::run_timeouts(shared.clone()));
     tracing::info!(node = %config.name, "node started");
     Ok(NodeHandle {
         shared,
         grpc_addr,
         http_addr,
-        tasks: vec![grpc_task, http_task, publisher],
+        tasks: vec![grpc_task, http_task, publisher, command_timeouts, query_timeouts],
     })
 }
 

@@ -23,7 +23,7 @@ use crate::gateway::call_context;
 use crate::node::Shared;
 
 /// Outbound instructions buffered per client before the stream applies back-pressure.
-const OUTBOUND_QUEUE_MAX: usize = 64;
+const OUTBOUND_QUEUE_MAX: usize = 1024;
 
 pub struct Platform {
     shared: Arc<Shared>,
@@ -69,6 +69,7 @@ impl PlatformService for Platform {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let mut stream_id: Option<String> = None;
+            let watch_id = uuid::Uuid::new_v4().to_string();
             loop {
                 let message = tokio::select! {
                     message = inbound.message() => message,
@@ -110,9 +111,16 @@ impl PlatformService for Platform {
                     Some(Inbound::Heartbeat(_)) => true,
                     // Acknowledgements and results of our instructions; we send none yet.
                     Some(Inbound::Ack(_)) | Some(Inbound::Result(_)) => true,
-                    // Topology changes are published once command and query routing exists.
-                    Some(Inbound::SubscribeTopologyChanges(_))
-                    | Some(Inbound::UnsubscribeTopologyChanges(_)) => true,
+                    Some(Inbound::SubscribeTopologyChanges(_)) => {
+                        let mut current = shared.commands.snapshot(&context);
+                        current.extend(shared.queries.snapshot(&context));
+                        shared.topology.watch(&watch_id, &context, outbound.clone(), current);
+                        true
+                    }
+                    Some(Inbound::UnsubscribeTopologyChanges(_)) => {
+                        shared.topology.unwatch(&watch_id);
+                        true
+                    }
                     None => false,
                 };
                 if ack_needed {
@@ -122,6 +130,7 @@ impl PlatformService for Platform {
                     }
                 }
             }
+            shared.topology.unwatch(&watch_id);
             if let Some(id) = stream_id {
                 if let Some(client) = shared.clients.remove(&id) {
                     tracing::info!(client = %client.client_id, context = %client.context, "application disconnected");

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use myelin_protocol::grpc::command::command_service_client::CommandServiceClient;
 use myelin_protocol::grpc::control::platform_service_client::PlatformServiceClient;
+use myelin_protocol::grpc::query::query_service_client::QueryServiceClient;
 use myelin_protocol::grpc::event::event_scheduler_client::EventSchedulerClient;
 use myelin_protocol::grpc::event::event_store_client::EventStoreClient;
 use myelin_protocol::grpc::event::Event;
@@ -164,6 +166,8 @@ pub struct AxonClient {
     pub events: EventStoreClient<Intercepted>,
     pub scheduler: EventSchedulerClient<Intercepted>,
     pub platform: PlatformServiceClient<Intercepted>,
+    pub commands: CommandServiceClient<Intercepted>,
+    pub queries: QueryServiceClient<Intercepted>,
 }
 
 impl AxonClient {
@@ -186,7 +190,9 @@ impl AxonClient {
                 .max_decoding_message_size(size)
                 .max_encoding_message_size(size),
             scheduler: EventSchedulerClient::with_interceptor(channel.clone(), headers.clone()),
-            platform: PlatformServiceClient::with_interceptor(channel, headers),
+            platform: PlatformServiceClient::with_interceptor(channel.clone(), headers.clone()),
+            commands: CommandServiceClient::with_interceptor(channel.clone(), headers.clone()),
+            queries: QueryServiceClient::with_interceptor(channel, headers),
         }
     }
 }

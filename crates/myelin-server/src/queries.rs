@@ -1,0 +1,708 @@
+//! `QueryService` on 8124. Handler applications open `OpenStream`, subscribe query names and grant
+//! permits. `Query` goes to one instance of every component that handles the name; responses are
+//! forwarded as they come, errors held back unless no target succeeds, and the call ends when every
+//! target completed (or the query timed out, ending with what arrived). Streaming queries keep the
+//! first target that answers and pace it with `query_flow_control` to the caller's reading speed.
+//! `Subscription` fans a subscription query out to every instance and forwards its initial result,
+//! updates and completion under the subscriber's permits, with a bounded buffer.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use myelin_protocol::grpc::query::QueryResponse;
+use myelin_protocol::grpc::{meta_data_value, ErrorMessage, ProcessingKey};
+use myelin_protocol::headers::ResponseHeader;
+use myelin_protocol::wire::query::query_provider_inbound::Request as ToHandler;
+use myelin_protocol::wire::query::query_provider_outbound::Request as FromHandler;
+use myelin_protocol::wire::query::query_service_server::QueryService;
+use myelin_protocol::wire::query::subscription_query_request::Request as SubscriptionRequest;
+use myelin_protocol::wire::query::{
+    QueryFlowControl, QueryProviderInbound, QueryProviderOutbound, QueryReference, SubscriptionQuery,
+    SubscriptionQueryRequest,
+};
+use myelin_protocol::wire::InstructionAck;
+use myelin_protocol::{bool_instruction, number_instruction, ErrorCode, RawQuery, RawQueryResponse, RawSubscriptionResponse};
+use myelin_routing::{FlowQueue, HandlerId, HandlerInfo, HandlerRegistry, Offer, PendingRequests, TopologyChange};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::gateway::call_context;
+use crate::node::Shared;
+
+/// Queries waiting for permits per handler.
+const HANDLER_QUEUE_QUERIES_MAX: usize = 10_000;
+/// Responses buffered towards one caller; a streaming query's handler runs at most this far ahead.
+const CALLER_QUEUE_RESPONSES_MAX: usize = 32;
+/// Updates one subscriber may have waiting for permits before its subscription is failed.
+const SUBSCRIBER_BUFFER_MAX: usize = 1024;
+/// Timeout of a query that names none (Axon Server's `default-query-timeout`).
+const DEFAULT_QUERY_TIMEOUT_MS: u64 = 300_000;
+
+type HandlerOutbox = mpsc::UnboundedSender<Result<QueryProviderInbound, Status>>;
+
+/// What happens to a running query, delivered to the task that runs it.
+enum QueryEvent {
+    Response(HandlerId, RawQueryResponse),
+    Complete(HandlerId),
+    HandlerGone(HandlerId),
+    Expired,
+}
+
+struct ActiveQuery {
+    events: mpsc::UnboundedSender<QueryEvent>,
+    targets: Vec<HandlerId>,
+}
+
+struct ActiveSubscription {
+    context: String,
+    query: String,
+    /// The subscribe request, to replay to handlers that register later.
+    subscribe: SubscriptionQuery,
+    handlers: BTreeSet<HandlerId>,
+    responses: mpsc::UnboundedSender<RawSubscriptionResponse>,
+}
+
+struct HandlerStream {
+    outbox: HandlerOutbox,
+    queue: FlowQueue<QueryProviderInbound>,
+}
+
+#[derive(Default)]
+struct RouterState {
+    registry: HandlerRegistry,
+    handlers: HashMap<HandlerId, HandlerStream>,
+    active: PendingRequests<ActiveQuery>,
+    subscriptions: HashMap<String, ActiveSubscription>,
+}
+
+/// Query routing state shared by the service's calls.
+#[derive(Default)]
+pub struct QueryRouter {
+    state: Mutex<RouterState>,
+}
+
+impl QueryRouter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RouterState> {
+        // Every update leaves the state consistent before anything can panic.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn snapshot(&self, context: &str) -> Vec<TopologyChange> {
+        self.lock().registry.snapshot(context)
+    }
+
+    /// Tells overdue queries that their time is up.
+    pub(crate) fn expire(&self, now: Instant) {
+        for (_, query) in self.lock().active.expire(now) {
+            let _ = query.events.send(QueryEvent::Expired);
+        }
+    }
+}
+
+impl RouterState {
+    /// Sends a query to a handler, spending a permit or waiting for one.
+    fn send_query(&mut self, handler: HandlerId, query: RawQuery, priority: i64) -> bool {
+        let Some(stream) = self.handlers.get_mut(&handler) else {
+            return false;
+        };
+        let message = to_handler(ToHandler::Query(query));
+        match stream.queue.offer(message, priority) {
+            Offer::SendNow(message) => {
+                let _ = stream.outbox.send(Ok(message));
+                true
+            }
+            Offer::Queued => true,
+            Offer::Full(_) => false,
+        }
+    }
+
+    /// Sends a control message (cancel, flow control) at once; it still counts against permits.
+    fn send_control(&mut self, handler: HandlerId, request: ToHandler) {
+        if let Some(stream) = self.handlers.get_mut(&handler) {
+            stream.queue.spend();
+            let _ = stream.outbox.send(Ok(to_handler(request)));
+        }
+    }
+
+    /// Subscription query messages bypass permits, as in Axon Server.
+    fn send_subscription(&self, handler: HandlerId, request: SubscriptionRequest) {
+        if let Some(stream) = self.handlers.get(&handler) {
+            let message = SubscriptionQueryRequest { request: Some(request) };
+            let _ = stream.outbox.send(Ok(to_handler(ToHandler::SubscriptionQueryRequest(message))));
+        }
+    }
+
+    fn cancel(&mut self, query_id: &str, targets: impl IntoIterator<Item = HandlerId>) {
+        for target in targets {
+            let reference = QueryReference {
+                request_id: query_id.to_string(),
+            };
+            // A query still waiting for permits is simply taken back.
+            let taken_back = self.handlers.get_mut(&target).is_some_and(|s| {
+                !s.queue
+                    .remove_where(|m| matches!(&m.request, Some(ToHandler::Query(q)) if q.header().is_ok_and(|h| h.message_identifier == query_id)))
+                    .is_empty()
+            });
+            if !taken_back {
+                self.send_control(target, ToHandler::QueryCancel(reference));
+            }
+        }
+    }
+}
+
+fn to_handler(request: ToHandler) -> QueryProviderInbound {
+    QueryProviderInbound {
+        instruction_id: String::new(),
+        request: Some(request),
+    }
+}
+
+fn is_error(header: &ResponseHeader) -> bool {
+    header.error_message.is_some() || !header.error_code.is_empty()
+}
+
+fn error_response(request_id: &str, code: ErrorCode, message: &str) -> RawQueryResponse {
+    RawQueryResponse::from_message(&QueryResponse {
+        message_identifier: uuid::Uuid::new_v4().to_string(),
+        request_identifier: request_id.to_string(),
+        error_code: code.code().to_string(),
+        error_message: Some(ErrorMessage {
+            message: message.to_string(),
+            location: "AxonServer".to_string(),
+            details: Vec::new(),
+            error_code: code.code().to_string(),
+        }),
+        ..Default::default()
+    })
+}
+
+pub struct QueryServiceImpl {
+    shared: Arc<Shared>,
+}
+
+impl QueryServiceImpl {
+    pub(crate) fn new(shared: Arc<Shared>) -> QueryServiceImpl {
+        QueryServiceImpl { shared }
+    }
+}
+
+#[tonic::async_trait]
+impl QueryService for QueryServiceImpl {
+    type OpenStreamStream = UnboundedReceiverStream<Result<QueryProviderInbound, Status>>;
+
+    async fn open_stream(
+        &self,
+        request: Request<Streaming<QueryProviderOutbound>>,
+    ) -> Result<Response<Self::OpenStreamStream>, Status> {
+        let context = call_context(&request)?.context;
+        let mut inbound = request.into_inner();
+        let (outbox, receiver) = mpsc::unbounded_channel();
+        let handler = {
+            let mut state = self.shared.queries.lock();
+            let id = state.registry.add_handler(HandlerInfo {
+                context,
+                client_id: String::new(),
+                component: String::new(),
+                client_stream_id: uuid::Uuid::new_v4().to_string(),
+            });
+            state.handlers.insert(
+                id,
+                HandlerStream {
+                    outbox: outbox.clone(),
+                    queue: FlowQueue::new(HANDLER_QUEUE_QUERIES_MAX),
+                },
+            );
+            id
+        };
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    message = inbound.message() => message,
+                    _ = shared.shutdown.cancelled() => break,
+                };
+                match message {
+                    Ok(Some(message)) => handle_from_handler(&shared, handler, message, &outbox),
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::debug!("query handler stream ended: {status}");
+                        break;
+                    }
+                }
+            }
+            remove_handler(&shared, handler);
+        });
+        Ok(Response::new(UnboundedReceiverStream::new(receiver)))
+    }
+
+    type QueryStream = ReceiverStream<Result<RawQueryResponse, Status>>;
+
+    async fn query(&self, request: Request<RawQuery>) -> Result<Response<Self::QueryStream>, Status> {
+        let context = call_context(&request)?.context;
+        let mut query = request.into_inner();
+        let header = query
+            .header()
+            .map_err(|e| Status::invalid_argument(format!("the query does not decode: {e}")))?;
+        let id = header.message_identifier.clone();
+        let instructions = &header.processing_instructions;
+        let streaming = bool_instruction(instructions, ProcessingKey::ClientSupportsStreaming).unwrap_or(false);
+        let priority = number_instruction(instructions, ProcessingKey::Priority).unwrap_or(0);
+        let timeout_ms = number_instruction(instructions, ProcessingKey::Timeout)
+            .filter(|ms| *ms > 0)
+            .map_or(DEFAULT_QUERY_TIMEOUT_MS, |ms| ms as u64);
+        let (caller, receiver) = mpsc::channel(CALLER_QUEUE_RESPONSES_MAX);
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let targets = {
+            let mut state = self.shared.queries.lock();
+            let targets = state.registry.query_targets(&context, &header.query);
+            if targets.is_empty() {
+                let message = format!("No handler for query: {}", header.query);
+                let _ = caller.try_send(Ok(error_response(&id, ErrorCode::NoHandlerForQuery, &message)));
+                return Ok(Response::new(ReceiverStream::new(receiver)));
+            }
+            let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+            let active = ActiveQuery {
+                events,
+                targets: targets.clone(),
+            };
+            if state.active.insert(&id, None, deadline, active).is_err() {
+                let message = format!("Query {id} is already being handled");
+                let _ = caller.try_send(Ok(error_response(&id, ErrorCode::QueryDuplicated, &message)));
+                return Ok(Response::new(ReceiverStream::new(receiver)));
+            }
+            if streaming {
+                query.add_instruction(
+                    ProcessingKey::ServerSupportsStreaming,
+                    meta_data_value::Data::BooleanValue(true),
+                );
+            }
+            let mut reached = Vec::new();
+            for target in &targets {
+                if state.send_query(*target, query.clone(), priority) {
+                    reached.push(*target);
+                }
+            }
+            reached
+        };
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            if streaming {
+                run_streaming_query(&shared, &id, targets, events_rx, caller).await;
+            } else {
+                run_query(&shared, &id, targets, events_rx, caller).await;
+            }
+            shared.queries.lock().active.remove(&id);
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    type SubscriptionStream = ReceiverStream<Result<RawSubscriptionResponse, Status>>;
+
+    async fn subscription(
+        &self,
+        request: Request<Streaming<SubscriptionQueryRequest>>,
+    ) -> Result<Response<Self::SubscriptionStream>, Status> {
+        let context = call_context(&request)?.context;
+        let inbound = request.into_inner();
+        let (sender, receiver) = mpsc::channel(CALLER_QUEUE_RESPONSES_MAX);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let mut subscriber = Subscriber {
+                context,
+                subscription_id: None,
+                permits: 0,
+                buffer: VecDeque::new(),
+            };
+            let result = subscriber.run(&shared, inbound, &sender).await;
+            subscriber.unsubscribe_all(&shared);
+            if let Err(status) = result {
+                let _ = sender.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+/// Runs a point-to-point or scatter-gather query to its end.
+async fn run_query(
+    shared: &Shared,
+    id: &str,
+    targets: Vec<HandlerId>,
+    mut events: mpsc::UnboundedReceiver<QueryEvent>,
+    caller: mpsc::Sender<Result<RawQueryResponse, Status>>,
+) {
+    let mut remaining: BTreeSet<HandlerId> = targets.into_iter().collect();
+    let mut held_errors = Vec::new();
+    let mut succeeded = false;
+    while !remaining.is_empty() {
+        let event = tokio::select! {
+            event = events.recv() => event.unwrap_or(QueryEvent::Expired),
+            _ = caller.closed() => QueryEvent::Expired,
+        };
+        match event {
+            QueryEvent::Response(_, response) => match response.header() {
+                Ok(header) if is_error(&header) => held_errors.push(response),
+                _ => {
+                    succeeded = true;
+                    if caller.send(Ok(response)).await.is_err() {
+                        break;
+                    }
+                }
+            },
+            QueryEvent::Complete(handler) => {
+                remaining.remove(&handler);
+            }
+            QueryEvent::HandlerGone(handler) => {
+                remaining.remove(&handler);
+                held_errors.push(error_response(
+                    id,
+                    ErrorCode::ConnectionToHandlerLost,
+                    "Connection to a query handler was lost",
+                ));
+            }
+            QueryEvent::Expired => break,
+        }
+    }
+    if !remaining.is_empty() {
+        shared.queries.lock().cancel(id, remaining);
+    }
+    if !succeeded {
+        for error in held_errors {
+            if caller.send(Ok(error)).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Runs a streaming query: the first target to answer is kept (the others are cancelled) and is
+/// granted one response at a time, each only once the caller has room for it.
+async fn run_streaming_query(
+    shared: &Shared,
+    id: &str,
+    targets: Vec<HandlerId>,
+    mut events: mpsc::UnboundedReceiver<QueryEvent>,
+    caller: mpsc::Sender<Result<RawQueryResponse, Status>>,
+) {
+    let mut candidates: BTreeSet<HandlerId> = targets.into_iter().collect();
+    let mut selected: Option<HandlerId> = None;
+    let mut held_errors = Vec::new();
+    let mut succeeded = false;
+    'outer: while !candidates.is_empty() {
+        let Ok(slot) = caller.reserve().await else { break };
+        {
+            let mut state = shared.queries.lock();
+            let grant_to: Vec<HandlerId> = selected.map_or_else(|| candidates.iter().copied().collect(), |s| vec![s]);
+            for target in grant_to {
+                let flow = QueryFlowControl {
+                    query_reference: Some(QueryReference {
+                        request_id: id.to_string(),
+                    }),
+                    permits: 1,
+                };
+                state.send_control(target, ToHandler::QueryFlowControl(flow));
+            }
+        }
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event.unwrap_or(QueryEvent::Expired),
+                _ = caller.closed() => QueryEvent::Expired,
+            };
+            match event {
+                QueryEvent::Response(from, response) => {
+                    if selected.is_some_and(|s| s != from) {
+                        continue;
+                    }
+                    if response.header().is_ok_and(|h| is_error(&h)) && selected.is_none() {
+                        held_errors.push(response);
+                        continue;
+                    }
+                    if selected.is_none() {
+                        selected = Some(from);
+                        let others: Vec<HandlerId> = candidates.iter().copied().filter(|c| *c != from).collect();
+                        shared.queries.lock().cancel(id, others.iter().copied());
+                        candidates.retain(|c| *c == from);
+                    }
+                    succeeded = true;
+                    slot.send(Ok(response));
+                    break;
+                }
+                QueryEvent::Complete(from) | QueryEvent::HandlerGone(from) => {
+                    candidates.remove(&from);
+                    if candidates.is_empty() || selected == Some(from) {
+                        candidates.clear();
+                        break 'outer;
+                    }
+                }
+                QueryEvent::Expired => break 'outer,
+            }
+        }
+    }
+    if !candidates.is_empty() {
+        shared.queries.lock().cancel(id, candidates);
+    }
+    if !succeeded {
+        for error in held_errors {
+            if caller.send(Ok(error)).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// The requester side of one `Subscription` call.
+struct Subscriber {
+    context: String,
+    subscription_id: Option<String>,
+    permits: u64,
+    buffer: VecDeque<RawSubscriptionResponse>,
+}
+
+impl Subscriber {
+    async fn run(
+        &mut self,
+        shared: &Shared,
+        mut inbound: Streaming<SubscriptionQueryRequest>,
+        sender: &mpsc::Sender<Result<RawSubscriptionResponse, Status>>,
+    ) -> Result<(), Status> {
+        let (responses, mut responses_rx) = mpsc::unbounded_channel();
+        loop {
+            let can_send = self.permits > 0 && !self.buffer.is_empty();
+            tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(request)) => {
+                        if !self.handle(shared, request, &responses)? {
+                            return Ok(());
+                        }
+                    }
+                    Ok(None) | Err(_) => return Ok(()),
+                },
+                response = responses_rx.recv() => {
+                    let Some(response) = response else { return Ok(()) };
+                    if self.buffer.len() >= SUBSCRIBER_BUFFER_MAX {
+                        return Err(Status::resource_exhausted(format!(
+                            "subscription query {} failed: the subscriber has not read its last {SUBSCRIBER_BUFFER_MAX} updates",
+                            self.subscription_id.as_deref().unwrap_or_default()
+                        )));
+                    }
+                    self.buffer.push_back(response);
+                },
+                slot = sender.reserve(), if can_send => {
+                    let Ok(slot) = slot else { return Ok(()) };
+                    if let Some(response) = self.buffer.pop_front() {
+                        self.permits -= 1;
+                        let last = response.header().is_ok_and(|h| h.complete.is_some() || h.complete_exceptionally.is_some());
+                        slot.send(Ok(response));
+                        if last {
+                            return Ok(());
+                        }
+                    }
+                },
+                _ = shared.shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// Handles one request of the subscriber; false when the subscription is over.
+    fn handle(
+        &mut self,
+        shared: &Shared,
+        request: SubscriptionQueryRequest,
+        responses: &mpsc::UnboundedSender<RawSubscriptionResponse>,
+    ) -> Result<bool, Status> {
+        match request.request {
+            Some(SubscriptionRequest::FlowControl(flow)) => {
+                self.permits = self.permits.saturating_add(u64::try_from(flow.number_of_permits).unwrap_or(0));
+            }
+            Some(SubscriptionRequest::Subscribe(subscribe)) => {
+                let name = query_name(&subscribe)?;
+                let id = subscribe.subscription_identifier.clone();
+                let mut state = shared.queries.lock();
+                let handlers = state.registry.query_handlers(&self.context, &name);
+                if handlers.is_empty() {
+                    let status: Status = crate::api_error::ApiError::NoHandlerForQuery(name).into();
+                    return Err(status);
+                }
+                for handler in &handlers {
+                    state.send_subscription(*handler, SubscriptionRequest::Subscribe(subscribe.clone()));
+                }
+                state.subscriptions.insert(
+                    id.clone(),
+                    ActiveSubscription {
+                        context: self.context.clone(),
+                        query: name,
+                        subscribe,
+                        handlers: handlers.into_iter().collect(),
+                        responses: responses.clone(),
+                    },
+                );
+                self.subscription_id = Some(id);
+            }
+            // Deprecated in the API, but Axon Framework 4 still asks for initial results this way.
+            #[allow(deprecated)]
+            Some(SubscriptionRequest::GetInitialResult(query)) => {
+                let name = query_name(&query)?;
+                let mut state = shared.queries.lock();
+                let targets = state.registry.query_targets(&self.context, &name);
+                for target in targets {
+                    #[allow(deprecated)]
+                    let request = SubscriptionRequest::GetInitialResult(query.clone());
+                    state.send_subscription(target, request);
+                }
+            }
+            Some(SubscriptionRequest::Unsubscribe(_)) => return Ok(false),
+            None => {}
+        }
+        Ok(true)
+    }
+
+    /// Tells every handler of this subscription that it is over, and forgets it.
+    fn unsubscribe_all(&mut self, shared: &Shared) {
+        let Some(id) = self.subscription_id.take() else { return };
+        let mut state = shared.queries.lock();
+        if let Some(subscription) = state.subscriptions.remove(&id) {
+            for handler in &subscription.handlers {
+                state.send_subscription(*handler, SubscriptionRequest::Unsubscribe(subscription.subscribe.clone()));
+            }
+        }
+    }
+}
+
+fn query_name(subscription: &SubscriptionQuery) -> Result<String, Status> {
+    subscription
+        .query_request
+        .as_ref()
+        .and_then(|q| q.header().ok())
+        .map(|h| h.query)
+        .ok_or_else(|| Status::invalid_argument("subscription query without a decodable query_request"))
+}
+
+/// One message from a handler stream.
+fn handle_from_handler(shared: &Shared, handler: HandlerId, message: QueryProviderOutbound, outbox: &HandlerOutbox) {
+    let mut changes = Vec::new();
+    match message.request {
+        Some(FromHandler::Subscribe(subscription)) => {
+            let mut state = shared.queries.lock();
+            state
+                .registry
+                .identify(handler, &subscription.client_id, &subscription.component_name);
+            if let Some(change) = state.registry.subscribe_query(handler, &subscription.query) {
+                // Live subscription queries reach handlers that arrive later too.
+                let context = change.handler.context.clone();
+                let live: Vec<SubscriptionQuery> = state
+                    .subscriptions
+                    .values_mut()
+                    .filter(|s| s.context == context && s.query == subscription.query)
+                    .filter_map(|s| s.handlers.insert(handler).then(|| s.subscribe.clone()))
+                    .collect();
+                for subscribe in live {
+                    state.send_subscription(handler, SubscriptionRequest::Subscribe(subscribe));
+                }
+                changes.push(change);
+            }
+        }
+        Some(FromHandler::Unsubscribe(subscription)) => {
+            changes.extend(shared.queries.lock().registry.unsubscribe_query(handler, &subscription.query));
+        }
+        Some(FromHandler::FlowControl(flow)) => {
+            let mut state = shared.queries.lock();
+            state.registry.identify(handler, &flow.client_id, "");
+            if let Some(stream) = state.handlers.get_mut(&handler) {
+                for message in stream.queue.grant(u64::try_from(flow.permits).unwrap_or(0)) {
+                    let _ = stream.outbox.send(Ok(message));
+                }
+            }
+        }
+        Some(FromHandler::QueryResponse(response)) => {
+            if let Ok(header) = response.header() {
+                if let Some(query) = shared.queries.lock().active.get_mut(&header.request_identifier) {
+                    let _ = query.events.send(QueryEvent::Response(handler, response));
+                }
+            }
+        }
+        Some(FromHandler::QueryComplete(complete)) => {
+            if let Some(query) = shared.queries.lock().active.get_mut(&complete.request_id) {
+                let _ = query.events.send(QueryEvent::Complete(handler));
+            }
+        }
+        Some(FromHandler::SubscriptionQueryResponse(response)) => {
+            if let Ok(header) = response.header() {
+                let state = shared.queries.lock();
+                match state.subscriptions.get(&header.subscription_identifier) {
+                    Some(subscription) => {
+                        let _ = subscription.responses.send(response);
+                    }
+                    None if header.initial_result.is_none() => {
+                        // An update for a subscription nobody holds: tell the handler to stop.
+                        let unsubscribe = SubscriptionQuery {
+                            subscription_identifier: header.subscription_identifier,
+                            ..Default::default()
+                        };
+                        state.send_subscription(handler, SubscriptionRequest::Unsubscribe(unsubscribe));
+                    }
+                    None => {}
+                }
+            }
+        }
+        Some(FromHandler::Ack(_)) | None => {}
+    }
+    if !message.instruction_id.is_empty() {
+        let ack = QueryProviderInbound {
+            instruction_id: String::new(),
+            request: Some(ToHandler::Ack(InstructionAck {
+                instruction_id: message.instruction_id,
+                success: true,
+                error: None,
+            })),
+        };
+        let _ = outbox.send(Ok(ack));
+    }
+    shared.topology.publish(&changes);
+}
+
+/// A handler stream ended: the queries it owed answers to count it as gone, and it leaves every
+/// subscription.
+fn remove_handler(shared: &Shared, handler: HandlerId) {
+    let changes = {
+        let mut state = shared.queries.lock();
+        let changes = state.registry.remove_handler(handler);
+        state.handlers.remove(&handler);
+        for subscription in state.subscriptions.values_mut() {
+            subscription.handlers.remove(&handler);
+        }
+        // Every active query that targeted it: scan the few running queries.
+        let ids: Vec<String> = state.active_ids_targeting(handler);
+        for id in ids {
+            if let Some(query) = state.active.get_mut(&id) {
+                let _ = query.events.send(QueryEvent::HandlerGone(handler));
+            }
+        }
+        changes
+    };
+    shared.topology.publish(&changes);
+}
+
+impl RouterState {
+    fn active_ids_targeting(&mut self, handler: HandlerId) -> Vec<String> {
+        let mut ids = Vec::new();
+        self.active.for_each(|id, query| {
+            if query.targets.contains(&handler) {
+                ids.push(id.to_string());
+            }
+        });
+        ids
+    }
+}
+
+/// Sweeps overdue queries until shutdown.
+pub(crate) async fn run_timeouts(shared: Arc<Shared>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => shared.queries.expire(Instant::now()),
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
