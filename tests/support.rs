@@ -124,3 +124,231 @@ pub fn from_token(token: i64, permits: i64) -> GetEventsRequest {
 
 /// Every test runs under this bound.
 pub const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub mod handlers {
+    //! Test stand-ins for handler applications: open a command or query stream, subscribe, grant
+    //! permits, and see what the server sends.
+
+    use std::time::Duration;
+
+    use myelin_protocol::grpc::command::command_provider_inbound::Request as CommandIn;
+    use myelin_protocol::grpc::command::command_provider_outbound::Request as CommandOut;
+    use myelin_protocol::grpc::command::{
+        Command, CommandProviderInbound, CommandProviderOutbound, CommandResponse, CommandSubscription,
+    };
+    use myelin_protocol::grpc::query::query_provider_inbound::Request as QueryIn;
+    use myelin_protocol::grpc::query::query_provider_outbound::Request as QueryOut;
+    use myelin_protocol::grpc::query::{
+        QueryProviderInbound, QueryProviderOutbound, QuerySubscription,
+    };
+    use myelin_protocol::grpc::{meta_data_value, FlowControl, MetaDataValue, ProcessingInstruction, ProcessingKey, SerializedObject};
+    use myelin_testkit::AxonClient;
+    use tokio::sync::mpsc;
+    use tokio_stream::wrappers::ReceiverStream;
+    use tonic::Streaming;
+
+    pub fn instruction(key: ProcessingKey, value: meta_data_value::Data) -> ProcessingInstruction {
+        ProcessingInstruction {
+            key: key as i32,
+            value: Some(MetaDataValue { data: Some(value) }),
+        }
+    }
+
+    pub fn payload(text: &str) -> Option<SerializedObject> {
+        Some(SerializedObject {
+            r#type: "java.lang.String".into(),
+            revision: String::new(),
+            data: text.as_bytes().to_vec(),
+        })
+    }
+
+    pub fn text(payload: &Option<SerializedObject>) -> String {
+        payload
+            .as_ref()
+            .map(|p| String::from_utf8_lossy(&p.data).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// A command with a routing key (and optional priority / timeout in ms).
+    pub fn command(name: &str, routing_key: &str, priority: Option<i64>, timeout_ms: Option<i64>) -> Command {
+        let mut instructions = vec![instruction(
+            ProcessingKey::RoutingKey,
+            meta_data_value::Data::TextValue(routing_key.into()),
+        )];
+        if let Some(p) = priority {
+            instructions.push(instruction(ProcessingKey::Priority, meta_data_value::Data::NumberValue(p)));
+        }
+        if let Some(t) = timeout_ms {
+            instructions.push(instruction(ProcessingKey::Timeout, meta_data_value::Data::NumberValue(t)));
+        }
+        Command {
+            message_identifier: uuid::Uuid::new_v4().to_string(),
+            name: name.into(),
+            timestamp: super::now_ms(),
+            payload: payload(routing_key),
+            processing_instructions: instructions,
+            client_id: "caller".into(),
+            component_name: "callers".into(),
+            ..Default::default()
+        }
+    }
+
+    /// A command handler application instance.
+    pub struct CommandHandler {
+        pub client_id: String,
+        requests: mpsc::Sender<CommandProviderOutbound>,
+        inbound: Streaming<CommandProviderInbound>,
+    }
+
+    impl CommandHandler {
+        /// Opens a stream, grants `permits`, subscribes `names` and waits for the acks.
+        pub async fn connect(client: &AxonClient, client_id: &str, names: &[&str], permits: i64) -> CommandHandler {
+            let (requests, receiver) = mpsc::channel(64);
+            let inbound = client
+                .commands
+                .clone()
+                .open_stream(ReceiverStream::new(receiver))
+                .await
+                .expect("command stream")
+                .into_inner();
+            let mut handler = CommandHandler {
+                client_id: client_id.into(),
+                requests,
+                inbound,
+            };
+            handler.grant(permits).await;
+            for name in names {
+                handler.subscribe(name, 100).await;
+            }
+            handler
+        }
+
+        pub async fn send(&self, request: CommandOut, instruction_id: &str) {
+            let message = CommandProviderOutbound {
+                request: Some(request),
+                instruction_id: instruction_id.into(),
+            };
+            self.requests.send(message).await.expect("command stream open");
+        }
+
+        pub async fn grant(&self, permits: i64) {
+            let flow = FlowControl {
+                client_id: self.client_id.clone(),
+                permits,
+            };
+            self.send(CommandOut::FlowControl(flow), "").await;
+        }
+
+        /// Subscribes and waits for the server's ack of it.
+        pub async fn subscribe(&mut self, name: &str, load_factor: i32) {
+            let id = uuid::Uuid::new_v4().to_string();
+            let subscription = CommandSubscription {
+                message_id: id.clone(),
+                command: name.into(),
+                component_name: "handlers".into(),
+                client_id: self.client_id.clone(),
+                load_factor,
+            };
+            self.send(CommandOut::Subscribe(subscription), &id).await;
+            match self.next(Duration::from_secs(5)).await {
+                Some(CommandIn::Ack(ack)) => assert_eq!(ack.instruction_id, id),
+                other => panic!("expected the subscription's ack, got {other:?}"),
+            }
+        }
+
+        /// The next message from the server within `wait`.
+        pub async fn next(&mut self, wait: Duration) -> Option<CommandIn> {
+            match tokio::time::timeout(wait, self.inbound.message()).await {
+                Ok(Ok(Some(message))) => message.request,
+                Ok(Ok(None)) | Err(_) => None,
+                Ok(Err(status)) => panic!("command stream failed: {status}"),
+            }
+        }
+
+        /// The next command within `wait`.
+        pub async fn next_command(&mut self, wait: Duration) -> Option<Command> {
+            match self.next(wait).await {
+                Some(CommandIn::Command(command)) => Some(command),
+                Some(other) => panic!("expected a command, got {other:?}"),
+                None => None,
+            }
+        }
+
+        pub async fn respond(&self, command: &Command, response: CommandResponse) {
+            let response = CommandResponse {
+                request_identifier: command.message_identifier.clone(),
+                message_identifier: uuid::Uuid::new_v4().to_string(),
+                ..response
+            };
+            self.send(CommandOut::CommandResponse(response), "").await;
+        }
+    }
+
+    /// A query handler application instance.
+    pub struct QueryHandler {
+        pub client_id: String,
+        pub component: String,
+        requests: mpsc::Sender<QueryProviderOutbound>,
+        inbound: Streaming<QueryProviderInbound>,
+    }
+
+    impl QueryHandler {
+        pub async fn connect(client: &AxonClient, client_id: &str, component: &str, names: &[&str], permits: i64) -> QueryHandler {
+            let (requests, receiver) = mpsc::channel(64);
+            let inbound = client
+                .queries
+                .clone()
+                .open_stream(ReceiverStream::new(receiver))
+                .await
+                .expect("query stream")
+                .into_inner();
+            let mut handler = QueryHandler {
+                client_id: client_id.into(),
+                component: component.into(),
+                requests,
+                inbound,
+            };
+            handler
+                .send(
+                    QueryOut::FlowControl(FlowControl {
+                        client_id: client_id.into(),
+                        permits,
+                    }),
+                    "",
+                )
+                .await;
+            for name in names {
+                let id = uuid::Uuid::new_v4().to_string();
+                let subscription = QuerySubscription {
+                    message_id: id.clone(),
+                    query: name.to_string(),
+                    result_name: "java.lang.String".into(),
+                    component_name: component.into(),
+                    client_id: client_id.into(),
+                };
+                handler.send(QueryOut::Subscribe(subscription), &id).await;
+                match handler.next(Duration::from_secs(5)).await {
+                    Some(QueryIn::Ack(ack)) => assert_eq!(ack.instruction_id, id),
+                    other => panic!("expected the subscription's ack, got {other:?}"),
+                }
+            }
+            handler
+        }
+
+        pub async fn send(&self, request: QueryOut, instruction_id: &str) {
+            let message = QueryProviderOutbound {
+                request: Some(request),
+                instruction_id: instruction_id.into(),
+            };
+            self.requests.send(message).await.expect("query stream open");
+        }
+
+        pub async fn next(&mut self, wait: Duration) -> Option<QueryIn> {
+            match tokio::time::timeout(wait, self.inbound.message()).await {
+                Ok(Ok(Some(message))) => message.request,
+                Ok(Ok(None)) | Err(_) => None,
+                Ok(Err(status)) => panic!("query stream failed: {status}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+package dev.myelin.axonapp.support;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Stream;
+
+/**
+ * One real {@code myelin} process: the binary from system property {@code myelin.binary} (default
+ * {@code ../../target/release/myelin}, relative to this Maven module), free loopback ports, its own temporary
+ * data directory and working directory. Stopped by its own {@link Process} handle only.
+ * Output goes to {@code target/myelin-logs/<name>-<n>.log}.
+ */
+public final class MyelinServer implements AutoCloseable {
+
+    private static final AtomicInteger STARTS = new AtomicInteger();
+    private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+
+    private final String name;
+    private final List<String> settings;
+    private final Path binary;
+    private final Path dataDir;
+    private final Path logFile;
+    private final int grpcPort;
+    private final int httpPort;
+    private final int internalPort;
+    private Process process;
+    private int restarts;
+
+    private MyelinServer(String name, List<String> settings) throws IOException {
+        this.name = name;
+        this.settings = settings;
+        this.binary = binary();
+        this.dataDir = Files.createTempDirectory("myelin-" + name + "-");
+        Path logs = Paths.get("target", "myelin-logs").toAbsolutePath();
+        Files.createDirectories(logs);
+        this.logFile = logs.resolve(name + "-" + STARTS.incrementAndGet() + ".log");
+        this.grpcPort = freePort();
+        this.httpPort = freePort();
+        this.internalPort = freePort();
+    }
+
+    /**
+     * Starts a node and waits until {@code /actuator/health} answers 200.
+     *
+     * @param settings extra {@code key=value} properties, passed as {@code --set}
+     */
+    public static MyelinServer start(String name, String... settings) {
+        try {
+            MyelinServer server = new MyelinServer(name, List.of(settings));
+            server.launch();
+            return server;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public static Path binary() {
+        Path path = Paths.get(System.getProperty("myelin.binary", "../../target/release/myelin")).toAbsolutePath()
+                         .normalize();
+        if (!Files.isExecutable(path)) {
+            throw new IllegalStateException("myelin binary not found at " + path + " (build it with `cargo build "
+                                                    + "--release` or pass -Dmyelin.binary=/path/to/myelin)");
+        }
+        return path;
+    }
+
+    private void launch() throws IOException {
+        List<String> command = new ArrayList<>(List.of(
+                binary.toString(), "serve",
+                "--port", String.valueOf(grpcPort),
+                "--http-port", String.valueOf(httpPort),
+                "--data", dataDir.resolve("data").toString(),
+                "--set", "axoniq.axonserver.internal-port=" + internalPort,
+                "--set", "axoniq.axonserver.hostname=localhost",
+                "--set", "axoniq.axonserver.name=" + name));
+        for (String setting : settings) {
+            command.add("--set");
+            command.add(setting);
+        }
+        Files.writeString(logFile, "### " + String.join(" ", command) + "\n",
+                          java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+        process = new ProcessBuilder(command)
+                .directory(dataDir.toFile()) // no axonserver.properties from the build tree
+                .redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()))
+                .start();
+        awaitHealthy(Duration.ofSeconds(30));
+    }
+
+    private void awaitHealthy(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        String last = "no answer";
+        while (System.nanoTime() < deadline) {
+            if (!process.isAlive()) {
+                throw new IllegalStateException("myelin exited with " + process.exitValue() + "; log: " + logTail());
+            }
+            try {
+                HttpResponse<String> response = HTTP.send(
+                        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpPort + "/actuator/health"))
+                                   .timeout(Duration.ofSeconds(2)).GET().build(),
+                        HttpResponse.BodyHandlers.ofString());
+                if (response.statusCode() == 200) {
+                    return;
+                }
+                last = response.statusCode() + " " + response.body();
+            } catch (IOException e) {
+                last = e.toString();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException(e);
+            }
+            sleep(100);
+        }
+        throw new IllegalStateException("myelin not healthy after " + timeout + ": " + last + "; log: " + logTail());
+    }
+
+    /** host:port for {@code AxonServerConfiguration.servers}. */
+    public String address() {
+        return "localhost:" + grpcPort;
+    }
+
+    public int grpcPort() {
+        return grpcPort;
+    }
+
+    public int httpPort() {
+        return httpPort;
+    }
+
+    public long pid() {
+        return process.pid();
+    }
+
+    public boolean isRunning() {
+        return process != null && process.isAlive();
+    }
+
+    /** Graceful stop: SIGTERM to this process, then SIGKILL after 15 s. */
+    public void stop() {
+        if (process == null || !process.isAlive()) {
+            return;
+        }
+        process.destroy();
+        try {
+            if (!process.waitFor(15, TimeUnit.SECONDS)) {
+                process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Crash: SIGKILL to this process. */
+    public void kill() {
+        if (process == null || !process.isAlive()) {
+            return;
+        }
+        try {
+            process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Starts the binary again on the same ports and data directory. */
+    public void restart() {
+        if (isRunning()) {
+            throw new IllegalStateException("still running");
+        }
+        restarts++;
+        try {
+            launch();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public int restarts() {
+        return restarts;
+    }
+
+    public Path logFile() {
+        return logFile;
+    }
+
+    public String logTail() {
+        try {
+            List<String> lines = Files.readAllLines(logFile);
+            return String.join("\n", lines.subList(Math.max(0, lines.size() - 40), lines.size()));
+        } catch (IOException e) {
+            return "(no log: " + e + ")";
+        }
+    }
+
+    @Override
+    public void close() {
+        stop();
+        try (Stream<Path> files = Files.walk(dataDir)) {
+            files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException ignored) {
+            // temp dir; best effort
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "myelin " + name + " (pid " + (process == null ? "-" : process.pid()) + ", grpc " + grpcPort
+                + ", http " + httpPort + ", log " + logFile + ")";
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            socket.setReuseAddress(true);
+            return socket.getLocalPort();
+        }
+    }
+
+    private static void sleep(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+}
