@@ -10,7 +10,9 @@ use myelin_protocol::grpc::command::command_provider_outbound::Request as Comman
 use myelin_protocol::grpc::command::{CommandResponse, CommandSubscription};
 use myelin_protocol::grpc::control::platform_inbound_instruction::Request as PlatformIn;
 use myelin_protocol::grpc::control::platform_outbound_instruction::Request as PlatformOut;
-use myelin_protocol::grpc::control::{PlatformInboundInstruction, SubscribeTopologyChanges, UpdateType};
+use myelin_protocol::grpc::control::{
+    PlatformInboundInstruction, SubscribeTopologyChanges, UpdateType,
+};
 use myelin_protocol::grpc::ErrorMessage;
 use myelin_tests::handlers::{command, payload, text, CommandHandler};
 use myelin_tests::*;
@@ -66,7 +68,10 @@ async fn t10_the_same_routing_key_reaches_the_same_handler() {
             }
         }
         let on_a = owner.values().filter(|h| *h == "handler-a").count();
-        assert!((5..=35).contains(&on_a), "both handlers get a share: a has {on_a} of 40");
+        assert!(
+            (5..=35).contains(&on_a),
+            "both handlers get a share: a has {on_a} of 40"
+        );
     })
     .await
     .expect("test timed out");
@@ -102,17 +107,28 @@ async fn t30_a_handler_that_disconnects_fails_its_commands_at_once() {
         let client = node.client().await;
         let mut handler = CommandHandler::connect(&client, "flaky", &["Slow"], 10).await;
         let mut commands = client.commands.clone();
-        let dispatch = tokio::spawn(async move { commands.dispatch(command("Slow", "k", None, None)).await });
-        let received = handler.next_command(WAIT).await.expect("the handler gets the command");
+        let dispatch =
+            tokio::spawn(async move { commands.dispatch(command("Slow", "k", None, None)).await });
+        let received = handler
+            .next_command(WAIT)
+            .await
+            .expect("the handler gets the command");
         assert_eq!(received.name, "Slow");
 
         println!("phase: the handler goes away without answering");
         let started = Instant::now();
         drop(handler);
-        let response = dispatch.await.expect("task").expect("status OK").into_inner();
+        let response = dispatch
+            .await
+            .expect("task")
+            .expect("status OK")
+            .into_inner();
         assert_eq!(response.error_code, "AXONIQ-4001");
         assert!(response.error_message.is_some());
-        assert!(started.elapsed() < Duration::from_secs(5), "no waiting for a timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no waiting for a timeout"
+        );
 
         println!("phase: with the handler gone, the command has no handler");
         let response = client
@@ -144,7 +160,10 @@ async fn t40_an_unanswered_command_times_out_with_axoniq_4002() {
             .into_inner();
         assert_eq!(response.error_code, "AXONIQ-4002");
         assert!(started.elapsed() >= Duration::from_millis(300));
-        assert!(handler.next_command(WAIT).await.is_some(), "it was delivered, just not answered");
+        assert!(
+            handler.next_command(WAIT).await.is_some(),
+            "it was delivered, just not answered"
+        );
 
         println!("phase: a late answer to a timed-out command is dropped quietly");
         let late = handler.next(Duration::from_millis(200)).await;
@@ -166,24 +185,47 @@ async fn t50_when_a_handler_backs_up_higher_priority_goes_first() {
         for (key, priority) in [("p0", 0), ("p5", 5), ("p1", 1), ("p3", 3)] {
             let mut commands = client.commands.clone();
             calls.push(tokio::spawn(async move {
-                commands.dispatch(command("Work", key, Some(priority), None)).await
+                commands
+                    .dispatch(command("Work", key, Some(priority), None))
+                    .await
             }));
         }
         // Also the time for all four to reach the server.
-        assert!(handler.next_command(Duration::from_millis(500)).await.is_none(), "never without a permit");
+        assert!(
+            handler
+                .next_command(Duration::from_millis(500))
+                .await
+                .is_none(),
+            "never without a permit"
+        );
 
         println!("phase: one permit at a time");
         let mut order = Vec::new();
         for _ in 0..4 {
             handler.grant(1).await;
-            let received = handler.next_command(WAIT).await.expect("a command per permit");
+            let received = handler
+                .next_command(WAIT)
+                .await
+                .expect("a command per permit");
             order.push(text(&received.payload));
             handler.respond(&received, CommandResponse::default()).await;
-            assert!(handler.next_command(Duration::from_millis(100)).await.is_none(), "one per permit");
+            assert!(
+                handler
+                    .next_command(Duration::from_millis(100))
+                    .await
+                    .is_none(),
+                "one per permit"
+            );
         }
         assert_eq!(order, ["p5", "p3", "p1", "p0"]);
         for call in calls {
-            assert!(call.await.expect("task").expect("status OK").into_inner().error_message.is_none());
+            assert!(call
+                .await
+                .expect("task")
+                .expect("status OK")
+                .into_inner()
+                .error_message
+                .is_none());
         }
     })
     .await
@@ -197,12 +239,19 @@ async fn t60_a_handlers_exception_travels_back_unchanged() {
         let client = node.client().await;
         let mut handler = CommandHandler::connect(&client, "strict", &["Validate"], 10).await;
         let mut commands = client.commands.clone();
-        let call = tokio::spawn(async move { commands.dispatch(command("Validate", "k", None, None)).await });
+        let call = tokio::spawn(async move {
+            commands
+                .dispatch(command("Validate", "k", None, None))
+                .await
+        });
         let received = handler.next_command(WAIT).await.expect("command");
         let error = ErrorMessage {
             message: "Amount must be positive".into(),
             location: "strict@host".into(),
-            details: vec!["IllegalArgumentException".into(), "at Validate.handle".into()],
+            details: vec![
+                "IllegalArgumentException".into(),
+                "at Validate.handle".into(),
+            ],
             error_code: "AXONIQ-4002".into(),
         };
         let failure = CommandResponse {
@@ -251,7 +300,9 @@ async fn t70_instructions_are_acknowledged_and_topology_is_published() {
             .expect("platform stream")
             .into_inner();
         let watch = PlatformInboundInstruction {
-            request: Some(PlatformIn::SubscribeTopologyChanges(SubscribeTopologyChanges {})),
+            request: Some(PlatformIn::SubscribeTopologyChanges(
+                SubscribeTopologyChanges {},
+            )),
             instruction_id: String::new(),
         };
         inbound.send(watch).await.expect("send");

@@ -134,14 +134,18 @@ pub mod handlers {
     use myelin_protocol::grpc::command::command_provider_inbound::Request as CommandIn;
     use myelin_protocol::grpc::command::command_provider_outbound::Request as CommandOut;
     use myelin_protocol::grpc::command::{
-        Command, CommandProviderInbound, CommandProviderOutbound, CommandResponse, CommandSubscription,
+        Command, CommandProviderInbound, CommandProviderOutbound, CommandResponse,
+        CommandSubscription,
     };
     use myelin_protocol::grpc::query::query_provider_inbound::Request as QueryIn;
     use myelin_protocol::grpc::query::query_provider_outbound::Request as QueryOut;
     use myelin_protocol::grpc::query::{
         QueryProviderInbound, QueryProviderOutbound, QuerySubscription,
     };
-    use myelin_protocol::grpc::{meta_data_value, FlowControl, MetaDataValue, ProcessingInstruction, ProcessingKey, SerializedObject};
+    use myelin_protocol::grpc::{
+        meta_data_value, FlowControl, MetaDataValue, ProcessingInstruction, ProcessingKey,
+        SerializedObject,
+    };
     use myelin_testkit::AxonClient;
     use tokio::sync::mpsc;
     use tokio_stream::wrappers::ReceiverStream;
@@ -170,16 +174,27 @@ pub mod handlers {
     }
 
     /// A command with a routing key (and optional priority / timeout in ms).
-    pub fn command(name: &str, routing_key: &str, priority: Option<i64>, timeout_ms: Option<i64>) -> Command {
+    pub fn command(
+        name: &str,
+        routing_key: &str,
+        priority: Option<i64>,
+        timeout_ms: Option<i64>,
+    ) -> Command {
         let mut instructions = vec![instruction(
             ProcessingKey::RoutingKey,
             meta_data_value::Data::TextValue(routing_key.into()),
         )];
         if let Some(p) = priority {
-            instructions.push(instruction(ProcessingKey::Priority, meta_data_value::Data::NumberValue(p)));
+            instructions.push(instruction(
+                ProcessingKey::Priority,
+                meta_data_value::Data::NumberValue(p),
+            ));
         }
         if let Some(t) = timeout_ms {
-            instructions.push(instruction(ProcessingKey::Timeout, meta_data_value::Data::NumberValue(t)));
+            instructions.push(instruction(
+                ProcessingKey::Timeout,
+                meta_data_value::Data::NumberValue(t),
+            ));
         }
         Command {
             message_identifier: uuid::Uuid::new_v4().to_string(),
@@ -202,7 +217,12 @@ pub mod handlers {
 
     impl CommandHandler {
         /// Opens a stream, grants `permits`, subscribes `names` and waits for the acks.
-        pub async fn connect(client: &AxonClient, client_id: &str, names: &[&str], permits: i64) -> CommandHandler {
+        pub async fn connect(
+            client: &AxonClient,
+            client_id: &str,
+            names: &[&str],
+            permits: i64,
+        ) -> CommandHandler {
             let (requests, receiver) = mpsc::channel(64);
             let inbound = client
                 .commands
@@ -228,7 +248,10 @@ pub mod handlers {
                 request: Some(request),
                 instruction_id: instruction_id.into(),
             };
-            self.requests.send(message).await.expect("command stream open");
+            self.requests
+                .send(message)
+                .await
+                .expect("command stream open");
         }
 
         pub async fn grant(&self, permits: i64) {
@@ -293,7 +316,13 @@ pub mod handlers {
     }
 
     impl QueryHandler {
-        pub async fn connect(client: &AxonClient, client_id: &str, component: &str, names: &[&str], permits: i64) -> QueryHandler {
+        pub async fn connect(
+            client: &AxonClient,
+            client_id: &str,
+            component: &str,
+            names: &[&str],
+            permits: i64,
+        ) -> QueryHandler {
             let (requests, receiver) = mpsc::channel(64);
             let inbound = client
                 .queries
@@ -340,7 +369,10 @@ pub mod handlers {
                 request: Some(request),
                 instruction_id: instruction_id.into(),
             };
-            self.requests.send(message).await.expect("query stream open");
+            self.requests
+                .send(message)
+                .await
+                .expect("query stream open");
         }
 
         pub async fn next(&mut self, wait: Duration) -> Option<QueryIn> {

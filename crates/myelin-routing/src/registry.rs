@@ -78,7 +78,8 @@ impl HandlerRegistry {
     pub fn identify(&mut self, id: HandlerId, client_id: &str, component: &str) {
         if let Some(state) = self.handlers.get_mut(&id) {
             if state.info.client_id.is_empty() && !client_id.is_empty() {
-                state.info.client_stream_id = format!("{client_id}.{}", state.info.client_stream_id);
+                state.info.client_stream_id =
+                    format!("{client_id}.{}", state.info.client_stream_id);
                 state.info.client_id = client_id.to_string();
             }
             if state.info.component.is_empty() && !component.is_empty() {

@@ -16,7 +16,9 @@ use myelin_protocol::wire::command::command_provider_outbound::Request as FromHa
 use myelin_protocol::wire::command::command_service_server::CommandService;
 use myelin_protocol::wire::command::{CommandProviderInbound, CommandProviderOutbound};
 use myelin_protocol::wire::InstructionAck;
-use myelin_protocol::{number_instruction, text_instruction, ErrorCode, RawCommand, RawCommandResponse};
+use myelin_protocol::{
+    number_instruction, text_instruction, ErrorCode, RawCommand, RawCommandResponse,
+};
 use myelin_routing::{FlowQueue, HandlerId, HandlerInfo, HandlerRegistry, Offer, PendingRequests};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -87,19 +89,35 @@ impl CommandRouter {
             for stream in state.handlers.values_mut() {
                 stream.queue.remove_where(|r| r.id == id);
             }
-            let _ = pending.reply.send(error_response(&id, ErrorCode::CommandTimeout, "Command timed out"));
+            let _ = pending.reply.send(error_response(
+                &id,
+                ErrorCode::CommandTimeout,
+                "Command timed out",
+            ));
         }
     }
 }
 
 /// Routes `routed` to a handler; `Err` carries the response for a command that cannot be routed.
 fn route(state: &mut RouterState, routed: Routed) -> Result<(), RawCommandResponse> {
-    let Some(handler) = state.registry.command_handler(&routed.context, &routed.name, &routed.routing_key) else {
+    let Some(handler) =
+        state
+            .registry
+            .command_handler(&routed.context, &routed.name, &routed.routing_key)
+    else {
         let message = format!("No Handler for command: {}", routed.name);
-        return Err(error_response(&routed.id, ErrorCode::NoHandlerForCommand, &message));
+        return Err(error_response(
+            &routed.id,
+            ErrorCode::NoHandlerForCommand,
+            &message,
+        ));
     };
     let Some(stream) = state.handlers.get_mut(&handler) else {
-        return Err(error_response(&routed.id, ErrorCode::NoHandlerForCommand, "handler stream is gone"));
+        return Err(error_response(
+            &routed.id,
+            ErrorCode::NoHandlerForCommand,
+            "handler stream is gone",
+        ));
     };
     state.pending.reassign(&routed.id, handler);
     let priority = routed.priority;
@@ -231,7 +249,10 @@ impl CommandService for CommandServiceImpl {
         Ok(Response::new(UnboundedReceiverStream::new(receiver)))
     }
 
-    async fn dispatch(&self, request: Request<RawCommand>) -> Result<Response<RawCommandResponse>, Status> {
+    async fn dispatch(
+        &self,
+        request: Request<RawCommand>,
+    ) -> Result<Response<RawCommandResponse>, Status> {
         let context = call_context(&request)?.context;
         let command = request.into_inner();
         let header = command
@@ -245,15 +266,25 @@ impl CommandService for CommandServiceImpl {
         let priority = number_instruction(instructions, ProcessingKey::Priority).unwrap_or(0);
         let timeout = number_instruction(instructions, ProcessingKey::Timeout)
             .filter(|ms| *ms > 0)
-            .map_or(self.shared.commands.default_timeout, |ms| Duration::from_millis(ms as u64));
+            .map_or(self.shared.commands.default_timeout, |ms| {
+                Duration::from_millis(ms as u64)
+            });
         let router = &self.shared.commands;
         let (reply, answer) = oneshot::channel();
         {
             let mut state = router.lock();
             let pending = PendingCommand { reply };
-            if state.pending.insert(&id, None, Instant::now() + timeout, pending).is_err() {
+            if state
+                .pending
+                .insert(&id, None, Instant::now() + timeout, pending)
+                .is_err()
+            {
                 let message = format!("Command {id} is already being handled");
-                return Ok(Response::new(error_response(&id, ErrorCode::CommandDuplicated, &message)));
+                return Ok(Response::new(error_response(
+                    &id,
+                    ErrorCode::CommandDuplicated,
+                    &message,
+                )));
             }
             let routed = Routed {
                 id: id.clone(),
@@ -268,7 +299,10 @@ impl CommandService for CommandServiceImpl {
                 return Ok(Response::new(response));
             }
         }
-        let _guard = PendingGuard { router, id: id.clone() };
+        let _guard = PendingGuard {
+            router,
+            id: id.clone(),
+        };
         match answer.await {
             Ok(response) => Ok(Response::new(response)),
             Err(_) => Ok(Response::new(error_response(
@@ -281,21 +315,37 @@ impl CommandService for CommandServiceImpl {
 }
 
 /// One message from a handler stream.
-fn handle_from_handler(shared: &Shared, handler: HandlerId, message: CommandProviderOutbound, outbox: &HandlerOutbox) {
+fn handle_from_handler(
+    shared: &Shared,
+    handler: HandlerId,
+    message: CommandProviderOutbound,
+    outbox: &HandlerOutbox,
+) {
     let router = &shared.commands;
     let mut changes = Vec::new();
     match message.request {
         Some(FromHandler::Subscribe(subscription)) => {
             let mut state = router.lock();
-            state
-                .registry
-                .identify(handler, &subscription.client_id, &subscription.component_name);
+            state.registry.identify(
+                handler,
+                &subscription.client_id,
+                &subscription.component_name,
+            );
             let load_factor = u32::try_from(subscription.load_factor).unwrap_or(0);
-            changes.extend(state.registry.subscribe_command(handler, &subscription.command, load_factor));
+            changes.extend(state.registry.subscribe_command(
+                handler,
+                &subscription.command,
+                load_factor,
+            ));
             tracing::debug!(command = %subscription.command, client = %subscription.client_id, "command handler subscribed");
         }
         Some(FromHandler::Unsubscribe(subscription)) => {
-            changes.extend(router.lock().registry.unsubscribe_command(handler, &subscription.command));
+            changes.extend(
+                router
+                    .lock()
+                    .registry
+                    .unsubscribe_command(handler, &subscription.command),
+            );
         }
         Some(FromHandler::FlowControl(flow)) => {
             let mut state = router.lock();
@@ -328,7 +378,11 @@ fn remove_handler(shared: &Shared, handler: HandlerId) {
     let changes = {
         let mut state = router.lock();
         let changes = state.registry.remove_handler(handler);
-        let queued = state.handlers.remove(&handler).map(|mut s| s.queue.drain()).unwrap_or_default();
+        let queued = state
+            .handlers
+            .remove(&handler)
+            .map(|mut s| s.queue.drain())
+            .unwrap_or_default();
         let queued_ids: Vec<String> = queued.iter().map(|r| r.id.clone()).collect();
         for (id, pending) in state.pending.remove_handler(handler) {
             if !queued_ids.contains(&id) {
@@ -339,7 +393,12 @@ fn remove_handler(shared: &Shared, handler: HandlerId) {
                 ));
             } else {
                 // Still waiting: keep it pending while it is routed again below.
-                let _ = state.pending.insert(&id, None, Instant::now() + router.default_timeout, pending);
+                let _ = state.pending.insert(
+                    &id,
+                    None,
+                    Instant::now() + router.default_timeout,
+                    pending,
+                );
             }
         }
         for routed in queued {

@@ -10,9 +10,9 @@ use std::time::Duration;
 use myelin_protocol::log::{log_command::Command, LogCommand};
 use myelin_protocol::wire::command::command_service_server::CommandServiceServer;
 use myelin_protocol::wire::control::platform_service_server::PlatformServiceServer;
-use myelin_protocol::wire::query::query_service_server::QueryServiceServer;
 use myelin_protocol::wire::event::event_scheduler_server::EventSchedulerServer;
 use myelin_protocol::wire::event::event_store_server::EventStoreServer;
+use myelin_protocol::wire::query::query_service_server::QueryServiceServer;
 use myelin_replication::{GroupConfig, ReplicationGroup};
 use myelin_storage::{ApplyOutcome, Context, Store};
 use prost::Message;
@@ -25,13 +25,13 @@ use tonic::transport::server::TcpIncoming;
 use crate::api_error::ApiError;
 use crate::clients::ClientRegistry;
 use crate::commands::{self, CommandRouter, CommandServiceImpl};
-use crate::queries::{self, QueryRouter, QueryServiceImpl};
-use crate::topology::TopologyWatchers;
 use crate::config::NodeConfig;
 use crate::event_store::EventStoreService;
 use crate::gateway::{GatewayLayer, GatewayRules};
 use crate::platform::Platform;
+use crate::queries::{self, QueryRouter, QueryServiceImpl};
 use crate::scheduler::{self, SchedulerService};
+use crate::topology::TopologyWatchers;
 
 /// The replication group that holds every context on a single node.
 const DEFAULT_GROUP_ID: u32 = 0;
@@ -172,7 +172,9 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
         store,
         group,
         clients: Arc::new(ClientRegistry::default()),
-        commands: Arc::new(CommandRouter::new(Duration::from_millis(config.default_command_timeout_ms))),
+        commands: Arc::new(CommandRouter::new(Duration::from_millis(
+            config.default_command_timeout_ms,
+        ))),
         queries: QueryRouter::default(),
         topology: TopologyWatchers::default(),
         scheduler_wake: Notify::new(),
@@ -241,7 +243,13 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
         shared,
         grpc_addr,
         http_addr,
-        tasks: vec![grpc_task, http_task, publisher, command_timeouts, query_timeouts],
+        tasks: vec![
+            grpc_task,
+            http_task,
+            publisher,
+            command_timeouts,
+            query_timeouts,
+        ],
     })
 }
 

@@ -114,7 +114,9 @@ impl PlatformService for Platform {
                     Some(Inbound::SubscribeTopologyChanges(_)) => {
                         let mut current = shared.commands.snapshot(&context);
                         current.extend(shared.queries.snapshot(&context));
-                        shared.topology.watch(&watch_id, &context, outbound.clone(), current);
+                        shared
+                            .topology
+                            .watch(&watch_id, &context, outbound.clone(), current);
                         true
                     }
                     Some(Inbound::UnsubscribeTopologyChanges(_)) => {

@@ -18,12 +18,17 @@ use myelin_protocol::wire::query::query_provider_outbound::Request as FromHandle
 use myelin_protocol::wire::query::query_service_server::QueryService;
 use myelin_protocol::wire::query::subscription_query_request::Request as SubscriptionRequest;
 use myelin_protocol::wire::query::{
-    QueryFlowControl, QueryProviderInbound, QueryProviderOutbound, QueryReference, SubscriptionQuery,
-    SubscriptionQueryRequest,
+    QueryFlowControl, QueryProviderInbound, QueryProviderOutbound, QueryReference,
+    SubscriptionQuery, SubscriptionQueryRequest,
 };
 use myelin_protocol::wire::InstructionAck;
-use myelin_protocol::{bool_instruction, number_instruction, ErrorCode, RawQuery, RawQueryResponse, RawSubscriptionResponse};
-use myelin_routing::{FlowQueue, HandlerId, HandlerInfo, HandlerRegistry, Offer, PendingRequests, TopologyChange};
+use myelin_protocol::{
+    bool_instruction, number_instruction, ErrorCode, RawQuery, RawQueryResponse,
+    RawSubscriptionResponse,
+};
+use myelin_routing::{
+    FlowQueue, HandlerId, HandlerInfo, HandlerRegistry, Offer, PendingRequests, TopologyChange,
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
@@ -129,8 +134,12 @@ impl RouterState {
     /// Subscription query messages bypass permits, as in Axon Server.
     fn send_subscription(&self, handler: HandlerId, request: SubscriptionRequest) {
         if let Some(stream) = self.handlers.get(&handler) {
-            let message = SubscriptionQueryRequest { request: Some(request) };
-            let _ = stream.outbox.send(Ok(to_handler(ToHandler::SubscriptionQueryRequest(message))));
+            let message = SubscriptionQueryRequest {
+                request: Some(request),
+            };
+            let _ = stream
+                .outbox
+                .send(Ok(to_handler(ToHandler::SubscriptionQueryRequest(message))));
         }
     }
 
@@ -239,7 +248,10 @@ impl QueryService for QueryServiceImpl {
 
     type QueryStream = ReceiverStream<Result<RawQueryResponse, Status>>;
 
-    async fn query(&self, request: Request<RawQuery>) -> Result<Response<Self::QueryStream>, Status> {
+    async fn query(
+        &self,
+        request: Request<RawQuery>,
+    ) -> Result<Response<Self::QueryStream>, Status> {
         let context = call_context(&request)?.context;
         let mut query = request.into_inner();
         let header = query
@@ -247,7 +259,8 @@ impl QueryService for QueryServiceImpl {
             .map_err(|e| Status::invalid_argument(format!("the query does not decode: {e}")))?;
         let id = header.message_identifier.clone();
         let instructions = &header.processing_instructions;
-        let streaming = bool_instruction(instructions, ProcessingKey::ClientSupportsStreaming).unwrap_or(false);
+        let streaming =
+            bool_instruction(instructions, ProcessingKey::ClientSupportsStreaming).unwrap_or(false);
         let priority = number_instruction(instructions, ProcessingKey::Priority).unwrap_or(0);
         let timeout_ms = number_instruction(instructions, ProcessingKey::Timeout)
             .filter(|ms| *ms > 0)
@@ -259,7 +272,11 @@ impl QueryService for QueryServiceImpl {
             let targets = state.registry.query_targets(&context, &header.query);
             if targets.is_empty() {
                 let message = format!("No handler for query: {}", header.query);
-                let _ = caller.try_send(Ok(error_response(&id, ErrorCode::NoHandlerForQuery, &message)));
+                let _ = caller.try_send(Ok(error_response(
+                    &id,
+                    ErrorCode::NoHandlerForQuery,
+                    &message,
+                )));
                 return Ok(Response::new(ReceiverStream::new(receiver)));
             }
             let deadline = Instant::now() + Duration::from_millis(timeout_ms);
@@ -269,7 +286,11 @@ impl QueryService for QueryServiceImpl {
             };
             if state.active.insert(&id, None, deadline, active).is_err() {
                 let message = format!("Query {id} is already being handled");
-                let _ = caller.try_send(Ok(error_response(&id, ErrorCode::QueryDuplicated, &message)));
+                let _ = caller.try_send(Ok(error_response(
+                    &id,
+                    ErrorCode::QueryDuplicated,
+                    &message,
+                )));
                 return Ok(Response::new(ReceiverStream::new(receiver)));
             }
             if streaming {
@@ -391,10 +412,13 @@ async fn run_streaming_query(
     let mut held_errors = Vec::new();
     let mut succeeded = false;
     'outer: while !candidates.is_empty() {
-        let Ok(slot) = caller.reserve().await else { break };
+        let Ok(slot) = caller.reserve().await else {
+            break;
+        };
         {
             let mut state = shared.queries.lock();
-            let grant_to: Vec<HandlerId> = selected.map_or_else(|| candidates.iter().copied().collect(), |s| vec![s]);
+            let grant_to: Vec<HandlerId> =
+                selected.map_or_else(|| candidates.iter().copied().collect(), |s| vec![s]);
             for target in grant_to {
                 let flow = QueryFlowControl {
                     query_reference: Some(QueryReference {
@@ -421,7 +445,8 @@ async fn run_streaming_query(
                     }
                     if selected.is_none() {
                         selected = Some(from);
-                        let others: Vec<HandlerId> = candidates.iter().copied().filter(|c| *c != from).collect();
+                        let others: Vec<HandlerId> =
+                            candidates.iter().copied().filter(|c| *c != from).collect();
                         shared.queries.lock().cancel(id, others.iter().copied());
                         candidates.retain(|c| *c == from);
                     }
@@ -514,7 +539,9 @@ impl Subscriber {
     ) -> Result<bool, Status> {
         match request.request {
             Some(SubscriptionRequest::FlowControl(flow)) => {
-                self.permits = self.permits.saturating_add(u64::try_from(flow.number_of_permits).unwrap_or(0));
+                self.permits = self
+                    .permits
+                    .saturating_add(u64::try_from(flow.number_of_permits).unwrap_or(0));
             }
             Some(SubscriptionRequest::Subscribe(subscribe)) => {
                 let name = query_name(&subscribe)?;
@@ -526,7 +553,10 @@ impl Subscriber {
                     return Err(status);
                 }
                 for handler in &handlers {
-                    state.send_subscription(*handler, SubscriptionRequest::Subscribe(subscribe.clone()));
+                    state.send_subscription(
+                        *handler,
+                        SubscriptionRequest::Subscribe(subscribe.clone()),
+                    );
                 }
                 state.subscriptions.insert(
                     id.clone(),
@@ -560,11 +590,16 @@ impl Subscriber {
 
     /// Tells every handler of this subscription that it is over, and forgets it.
     fn unsubscribe_all(&mut self, shared: &Shared) {
-        let Some(id) = self.subscription_id.take() else { return };
+        let Some(id) = self.subscription_id.take() else {
+            return;
+        };
         let mut state = shared.queries.lock();
         if let Some(subscription) = state.subscriptions.remove(&id) {
             for handler in &subscription.handlers {
-                state.send_subscription(*handler, SubscriptionRequest::Unsubscribe(subscription.subscribe.clone()));
+                state.send_subscription(
+                    *handler,
+                    SubscriptionRequest::Unsubscribe(subscription.subscribe.clone()),
+                );
             }
         }
     }
@@ -576,18 +611,27 @@ fn query_name(subscription: &SubscriptionQuery) -> Result<String, Status> {
         .as_ref()
         .and_then(|q| q.header().ok())
         .map(|h| h.query)
-        .ok_or_else(|| Status::invalid_argument("subscription query without a decodable query_request"))
+        .ok_or_else(|| {
+            Status::invalid_argument("subscription query without a decodable query_request")
+        })
 }
 
 /// One message from a handler stream.
-fn handle_from_handler(shared: &Shared, handler: HandlerId, message: QueryProviderOutbound, outbox: &HandlerOutbox) {
+fn handle_from_handler(
+    shared: &Shared,
+    handler: HandlerId,
+    message: QueryProviderOutbound,
+    outbox: &HandlerOutbox,
+) {
     let mut changes = Vec::new();
     match message.request {
         Some(FromHandler::Subscribe(subscription)) => {
             let mut state = shared.queries.lock();
-            state
-                .registry
-                .identify(handler, &subscription.client_id, &subscription.component_name);
+            state.registry.identify(
+                handler,
+                &subscription.client_id,
+                &subscription.component_name,
+            );
             if let Some(change) = state.registry.subscribe_query(handler, &subscription.query) {
                 // Live subscription queries reach handlers that arrive later too.
                 let context = change.handler.context.clone();
@@ -604,7 +648,13 @@ fn handle_from_handler(shared: &Shared, handler: HandlerId, message: QueryProvid
             }
         }
         Some(FromHandler::Unsubscribe(subscription)) => {
-            changes.extend(shared.queries.lock().registry.unsubscribe_query(handler, &subscription.query));
+            changes.extend(
+                shared
+                    .queries
+                    .lock()
+                    .registry
+                    .unsubscribe_query(handler, &subscription.query),
+            );
         }
         Some(FromHandler::FlowControl(flow)) => {
             let mut state = shared.queries.lock();
@@ -617,7 +667,12 @@ fn handle_from_handler(shared: &Shared, handler: HandlerId, message: QueryProvid
         }
         Some(FromHandler::QueryResponse(response)) => {
             if let Ok(header) = response.header() {
-                if let Some(query) = shared.queries.lock().active.get_mut(&header.request_identifier) {
+                if let Some(query) = shared
+                    .queries
+                    .lock()
+                    .active
+                    .get_mut(&header.request_identifier)
+                {
                     let _ = query.events.send(QueryEvent::Response(handler, response));
                 }
             }
@@ -640,7 +695,10 @@ fn handle_from_handler(shared: &Shared, handler: HandlerId, message: QueryProvid
                             subscription_identifier: header.subscription_identifier,
                             ..Default::default()
                         };
-                        state.send_subscription(handler, SubscriptionRequest::Unsubscribe(unsubscribe));
+                        state.send_subscription(
+                            handler,
+                            SubscriptionRequest::Unsubscribe(unsubscribe),
+                        );
                     }
                     None => {}
                 }

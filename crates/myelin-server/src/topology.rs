@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use myelin_protocol::wire::control::platform_outbound_instruction::Request as Outbound;
 use myelin_protocol::wire::control::topology_change::Subscription as WireSubscription;
 use myelin_protocol::wire::control::{
-    CommandSubscription, PlatformOutboundInstruction, QuerySubscription, TopologyChange as WireChange, UpdateType,
+    CommandSubscription, PlatformOutboundInstruction, QuerySubscription,
+    TopologyChange as WireChange, UpdateType,
 };
 use myelin_routing::{Subscription, TopologyChange};
 use tokio::sync::mpsc;
@@ -24,11 +25,18 @@ pub struct TopologyWatchers {
 }
 
 impl TopologyWatchers {
-    pub(crate) fn watch(&self, stream_id: &str, context: &str, outbox: PlatformOutbox, current: Vec<TopologyChange>) {
+    pub(crate) fn watch(
+        &self,
+        stream_id: &str,
+        context: &str,
+        outbox: PlatformOutbox,
+        current: Vec<TopologyChange>,
+    ) {
         for change in current {
             let _ = outbox.try_send(Ok(to_wire(&change)));
         }
-        self.lock().insert(stream_id.to_string(), (context.to_string(), outbox));
+        self.lock()
+            .insert(stream_id.to_string(), (context.to_string(), outbox));
     }
 
     pub(crate) fn unwatch(&self, stream_id: &str) {
@@ -61,14 +69,22 @@ impl TopologyWatchers {
 fn to_wire(change: &TopologyChange) -> PlatformOutboundInstruction {
     let (update_type, subscription) = match &change.subscription {
         Subscription::Command { name, load_factor } => (
-            if change.added { UpdateType::AddCommandHandler } else { UpdateType::RemoveCommandHandler },
+            if change.added {
+                UpdateType::AddCommandHandler
+            } else {
+                UpdateType::RemoveCommandHandler
+            },
             WireSubscription::Command(CommandSubscription {
                 name: name.clone(),
                 load_factor: i32::try_from(*load_factor).unwrap_or(i32::MAX),
             }),
         ),
         Subscription::Query { name } => (
-            if change.added { UpdateType::AddQueryHandler } else { UpdateType::RemoveQueryHandler },
+            if change.added {
+                UpdateType::AddQueryHandler
+            } else {
+                UpdateType::RemoveQueryHandler
+            },
             WireSubscription::Query(QuerySubscription { name: name.clone() }),
         ),
     };

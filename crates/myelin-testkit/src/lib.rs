@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use myelin_protocol::grpc::command::command_service_client::CommandServiceClient;
 use myelin_protocol::grpc::control::platform_service_client::PlatformServiceClient;
-use myelin_protocol::grpc::query::query_service_client::QueryServiceClient;
 use myelin_protocol::grpc::event::event_scheduler_client::EventSchedulerClient;
 use myelin_protocol::grpc::event::event_store_client::EventStoreClient;
 use myelin_protocol::grpc::event::Event;
+use myelin_protocol::grpc::query::query_service_client::QueryServiceClient;
 use myelin_protocol::grpc::SerializedObject;
 use myelin_server::config::NodeConfig;
 use myelin_server::{Listeners, NodeHandle};

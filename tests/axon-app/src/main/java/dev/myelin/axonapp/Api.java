@@ -28,6 +28,10 @@ public final class Api {
     public record UnhandledCommand(@TargetAggregateIdentifier String id) {
     }
 
+    /** Details of a refused redemption, carried to the caller in {@code CommandExecutionException.getDetails()}. */
+    public record InsufficientBalance(String cardId, int requested, int available) {
+    }
+
     /** What the redeem handler answers: the new balance and which application instance handled it. */
     public record RedemptionReceipt(String cardId, int remaining, long sequence, String handledBy) {
     }

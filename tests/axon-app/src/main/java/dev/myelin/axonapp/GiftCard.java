@@ -6,6 +6,7 @@ import dev.myelin.axonapp.Api.CardRedeemedEvent;
 import dev.myelin.axonapp.Api.IssueCardCommand;
 import dev.myelin.axonapp.Api.RedeemCardCommand;
 import dev.myelin.axonapp.Api.RedemptionReceipt;
+import org.axonframework.commandhandling.CommandExecutionException;
 import org.axonframework.commandhandling.CommandHandler;
 import org.axonframework.eventhandling.scheduling.EventScheduler;
 import org.axonframework.eventsourcing.EventSourcingHandler;
@@ -53,8 +54,11 @@ public class GiftCard {
             throw new IllegalArgumentException("Redeemed amount must be positive, got " + command.amount());
         }
         if (command.amount() > balance) {
-            throw new IllegalStateException("Insufficient balance on card " + cardId + ": requested "
-                                                    + command.amount() + ", available " + balance);
+            // Axon's way to hand the caller structured details across Axon Server
+            throw new CommandExecutionException(
+                    "Insufficient balance on card " + cardId + ": requested " + command.amount() + ", available "
+                            + balance,
+                    null, new Api.InsufficientBalance(cardId, command.amount(), balance));
         }
         apply(new CardRedeemedEvent(cardId, command.amount(), balance - command.amount()));
         long sequence = AggregateLifecycle.getVersion() == null ? -1 : AggregateLifecycle.getVersion();
