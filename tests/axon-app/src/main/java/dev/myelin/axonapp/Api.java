@@ -48,6 +48,10 @@ public final class Api {
     public record CardExpiredEvent(String cardId) {
     }
 
+    /** An audit record nobody but the ledger handles (the projection's processor block-lists its type). */
+    public record CardAuditedEvent(String batch, int number) {
+    }
+
     // --- queries ---
 
     /** Point-to-point and subscription query: the summary of one card. */

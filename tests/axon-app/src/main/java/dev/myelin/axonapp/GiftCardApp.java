@@ -72,6 +72,8 @@ public final class GiftCardApp implements AutoCloseable {
         private int snapshotThreshold = 10;
         private long heartbeatInterval = 10_000;
         private long heartbeatTimeout = 7_500;
+        private boolean awaitReady = true;
+        private int[] flowControl;
 
         public Settings servers(String servers) {
             this.servers = servers;
@@ -126,6 +128,24 @@ public final class GiftCardApp implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Whether {@link #start} waits until the connector reports the connection ready (connected, and every
+         * command/query subscription acknowledged by the server). Default true.
+         */
+        public Settings awaitReady(boolean awaitReady) {
+            this.awaitReady = awaitReady;
+            return this;
+        }
+
+        /**
+         * Permits for the command, query and event streams (Axon's {@code FlowControlConfiguration}; defaults
+         * 5000 permits, refills of 1250). Small windows make the server's permit accounting matter.
+         */
+        public Settings flowControl(int permits, int nrOfNewPermits, int newPermitsThreshold) {
+            this.flowControl = new int[]{permits, nrOfNewPermits, newPermitsThreshold};
+            return this;
+        }
+
         public String instanceName() {
             return instanceName;
         }
@@ -156,6 +176,8 @@ public final class GiftCardApp implements AutoCloseable {
             s.snapshotThreshold = snapshotThreshold;
             s.heartbeatInterval = heartbeatInterval;
             s.heartbeatTimeout = heartbeatTimeout;
+            s.awaitReady = awaitReady;
+            s.flowControl = flowControl;
             return s;
         }
     }
@@ -174,12 +196,18 @@ public final class GiftCardApp implements AutoCloseable {
         this.settings = settings;
         InstanceInfo instance = new InstanceInfo(settings.componentName, settings.instanceName);
 
-        AxonServerConfiguration axonServer = AxonServerConfiguration.builder()
-                                                                    .servers(settings.servers)
-                                                                    .componentName(settings.componentName)
-                                                                    .clientId(settings.instanceName)
-                                                                    .context(settings.context)
-                                                                    .build();
+        AxonServerConfiguration.Builder axonServerBuilder = AxonServerConfiguration.builder()
+                                                                                   .servers(settings.servers)
+                                                                                   .componentName(settings.componentName)
+                                                                                   .clientId(settings.instanceName)
+                                                                                   .context(settings.context);
+        if (settings.flowControl != null) {
+            int[] f = settings.flowControl;
+            axonServerBuilder.commandFlowControl(f[0], f[1], f[2])
+                             .queryFlowControl(f[0], f[1], f[2])
+                             .eventFlowControl(f[0], f[1], f[2]);
+        }
+        AxonServerConfiguration axonServer = axonServerBuilder.build();
         if (settings.token != null) {
             axonServer.setToken(settings.token);
         }
@@ -247,10 +275,41 @@ public final class GiftCardApp implements AutoCloseable {
                                                    .build();
     }
 
-    /** Builds and starts an instance; returns once Axon's start phases have run. */
+    /**
+     * Builds and starts an instance; returns once Axon's start phases have run and (unless disabled) the
+     * instance is ready: connected, and every command and query subscription acknowledged by the server.
+     * <p>
+     * Why wait: Axon 4.13's {@code AxonServerCommandBus}/{@code AxonServerQueryBus} send their handler
+     * subscriptions without waiting for the server's acks, so a command sent right after {@code start()} can
+     * reach the server before the subscription and come back "No Handler for command" (AXONIQ-4000); the same
+     * race is known with Axon Server (AxonFramework issue #1777). The connector's own readiness signal,
+     * {@code AxonServerConnection.isReady()}, does not help on a first start: {@code CommandChannelImpl} opens the
+     * stream before the first handler is in its map, so it reports the (empty) subscriptions complete at once
+     * (axonserver-connector-java issue #463). So readiness is read from the acks on the wire
+     * ({@link RpcRecorder#unacknowledgedSubscriptions()}).
+     */
     public static GiftCardApp start(Settings settings) {
         GiftCardApp app = new GiftCardApp(settings);
         app.config.start();
+        if (settings.awaitReady) {
+            long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+            while (!app.connectionManager().isConnected(settings.context)
+                    || !app.rpc.unacknowledgedSubscriptions().isEmpty()) {
+                if (System.nanoTime() > deadline) {
+                    app.shutdown();
+                    throw new IllegalStateException(settings.instanceName + ": not ready after 15 s (connected: "
+                                                            + app.connectionManager().isConnected(settings.context)
+                                                            + ", subscriptions not acknowledged: "
+                                                            + app.rpc.unacknowledgedSubscriptions() + ")");
+                }
+                try {
+                    Thread.sleep(5);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException(e);
+                }
+            }
+        }
         return app;
     }
 

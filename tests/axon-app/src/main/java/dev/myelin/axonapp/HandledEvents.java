@@ -5,6 +5,7 @@ import org.axonframework.eventhandling.EventMessage;
 import org.axonframework.eventhandling.ReplayStatus;
 import org.axonframework.eventhandling.TrackingToken;
 
+import java.time.Instant;
 import java.util.Map;
 
 final class HandledEvents {
@@ -23,6 +24,8 @@ final class HandledEvents {
         long position = token == null ? -1 : token.position().orElse(-1);
         return new ProjectionDatabase.Handled(processor, instance.instanceName(), message.getIdentifier(),
                                               message.getPayloadType().getName(), aggregateId, sequence, position,
-                                              replay.isReplay(), Map.copyOf(message.getMetaData()));
+                                              replay.isReplay(), message.getPayload(),
+                                              Map.copyOf(message.getMetaData()),
+                                              message.getTimestamp(), Instant.now());
     }
 }

@@ -2,6 +2,7 @@ package dev.myelin.axonapp;
 
 import dev.myelin.axonapp.Api.CardSummary;
 
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -17,10 +18,13 @@ import java.util.function.UnaryOperator;
  */
 public final class ProjectionDatabase {
 
-    /** One event handled by one processor. {@code token} is the global index (tracking token position). */
+    /**
+     * One event handled by one processor. {@code token} is the global index (tracking token position),
+     * {@code timestamp} the event's own, {@code handledAt} when the handler ran.
+     */
     public record Handled(String processor, String instance, String eventId, String payloadType,
                           String aggregateId, long sequence, long token, boolean replay,
-                          Map<String, Object> metaData) {
+                          Object payload, Map<String, Object> metaData, Instant timestamp, Instant handledAt) {
     }
 
     private final Map<String, CardSummary> cards = new ConcurrentHashMap<>();

@@ -25,15 +25,30 @@ public final class RpcRecorder implements ClientInterceptor {
     static final Metadata.Key<String> ERROR_CODE = Metadata.Key.of("axoniq-errorcode",
                                                                     Metadata.ASCII_STRING_MARSHALLER);
 
-    /** {@code code == null} for a call that was started; set when it closed. */
-    public record Call(Instant at, String method, Status.Code code, String errorCode, String description) {
+    /**
+     * {@code code == null} for a call that was started ({@code message == null}) or a message sent ("&gt;") or
+     * received ("&lt;") on an instruction stream; set when the call closed.
+     */
+    public record Call(Instant at, String method, Status.Code code, String errorCode, String description,
+                       String message) {
+
+        Call(Instant at, String method, Status.Code code, String errorCode, String description) {
+            this(at, method, code, errorCode, description, null);
+        }
 
         public boolean started() {
-            return code == null;
+            return code == null && message == null;
+        }
+
+        public boolean isMessage() {
+            return message != null;
         }
 
         @Override
         public String toString() {
+            if (message != null) {
+                return at + " " + message + " on " + method;
+            }
             return started() ? at + " start " + method
                     : at + " close " + method + " " + code + (errorCode == null ? "" : " " + errorCode)
                       + (description == null ? "" : " \"" + description + "\"");
@@ -41,18 +56,44 @@ public final class RpcRecorder implements ClientInterceptor {
     }
 
     private final List<Call> calls = new ArrayList<>();
+    /** Instruction ids of command/query subscriptions sent on the handler streams and not acknowledged yet. */
+    private final java.util.Set<String> unacknowledged = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     @Override
     public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method, CallOptions callOptions,
                                                  Channel next) {
         String name = method.getFullMethodName();
+        // messages of the instruction streams and routing calls (not of event streams: too many)
+        boolean traced = !name.startsWith("io.axoniq.axonserver.grpc.event.");
+        java.util.Set<String> subscriptionsOfThisCall = java.util.concurrent.ConcurrentHashMap.newKeySet();
         return new ForwardingClientCall.SimpleForwardingClientCall<>(next.newCall(method, callOptions)) {
+            @Override
+            public void sendMessage(Q message) {
+                trackSubscription(message, subscriptionsOfThisCall);
+                if (traced) {
+                    add(new Call(Instant.now(), name, null, null, null, "> " + describe(message)));
+                }
+                super.sendMessage(message);
+            }
+
             @Override
             public void start(Listener<R> responseListener, Metadata headers) {
                 add(new Call(Instant.now(), name, null, null, null));
                 super.start(new ForwardingClientCallListener.SimpleForwardingClientCallListener<>(responseListener) {
                     @Override
+                    public void onMessage(R message) {
+                        trackAck(message);
+                        if (traced) {
+                            add(new Call(Instant.now(), name, null, null, null, "< " + describe(message)));
+                        }
+                        super.onMessage(message);
+                    }
+
+                    @Override
                     public void onClose(Status status, Metadata trailers) {
+                        // a closed handler stream has nothing left to acknowledge (the connector resubscribes
+                        // on a new stream)
+                        unacknowledged.removeAll(subscriptionsOfThisCall);
                         add(new Call(Instant.now(), name, status.getCode(),
                                      trailers == null ? null : trailers.get(ERROR_CODE), status.getDescription()));
                         super.onClose(status, trailers);
@@ -60,6 +101,51 @@ public final class RpcRecorder implements ClientInterceptor {
                 }, headers);
             }
         };
+    }
+
+    private void trackSubscription(Object message, java.util.Set<String> ofThisCall) {
+        String id = null;
+        if (message instanceof io.axoniq.axonserver.grpc.command.CommandProviderOutbound out && out.hasSubscribe()) {
+            id = out.getInstructionId();
+        } else if (message instanceof io.axoniq.axonserver.grpc.query.QueryProviderOutbound out && out.hasSubscribe()) {
+            id = out.getInstructionId();
+        }
+        if (id != null) {
+            ofThisCall.add(id);
+            unacknowledged.add(id);
+        }
+    }
+
+    private void trackAck(Object message) {
+        if (message instanceof io.axoniq.axonserver.grpc.command.CommandProviderInbound in && in.hasAck()) {
+            unacknowledged.remove(in.getAck().getInstructionId());
+        } else if (message instanceof io.axoniq.axonserver.grpc.query.QueryProviderInbound in && in.hasAck()) {
+            unacknowledged.remove(in.getAck().getInstructionId());
+        }
+    }
+
+    /** Command and query subscriptions the server has not acknowledged yet. */
+    public java.util.Set<String> unacknowledgedSubscriptions() {
+        return java.util.Set.copyOf(unacknowledged);
+    }
+
+    /** The set top-level fields of a protobuf message, e.g. {@code subscribe,instruction_id}. */
+    private static String describe(Object message) {
+        if (message instanceof com.google.protobuf.Message proto) {
+            StringBuilder fields = new StringBuilder(proto.getDescriptorForType().getName()).append('{');
+            proto.getAllFields().forEach((field, value) -> {
+                fields.append(field.getName());
+                if (value instanceof String text && text.length() <= 80) {
+                    fields.append('=').append(text);
+                } else if (value instanceof com.google.protobuf.Message inner) {
+                    String text = inner.toString().replace('\n', ' ').trim();
+                    fields.append("={").append(text.length() <= 300 ? text : text.substring(0, 300) + "...").append('}');
+                }
+                fields.append(' ');
+            });
+            return fields.toString().trim() + "}";
+        }
+        return String.valueOf(message);
     }
 
     private synchronized void add(Call call) {

@@ -12,6 +12,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -79,7 +80,7 @@ class ApplicationRestartTest {
         for (String card : concat(before, whileDown, afterRestart)) {
             assertEquals(80, db.card(card).orElseThrow().remainingValue(), "read model of " + card);
         }
-        second.instanceName();
+        assertTrue(second.database() == db, "the restarted instance uses the same read model");
     }
 
     @Test
@@ -96,7 +97,11 @@ class ApplicationRestartTest {
         for (String name : PROCESSORS) {
             StreamingEventProcessor processor = app.processor(name);
             processor.shutDown();
-            processor.resetTokens();
+            if (name.equals(CardLedger.PROCESSOR)) {
+                processor.resetTokens(source -> source.createTailToken()); // explicitly from the tail (GetFirstToken)
+            } else {
+                processor.resetTokens(); // Axon's default: a replay up to the current head (GetLastToken)
+            }
             processor.start();
         }
         Set<Long> everyToken = LongStream.rangeClosed(0, head).boxed().collect(Collectors.toSet());
@@ -119,6 +124,37 @@ class ApplicationRestartTest {
                          "projection replay of " + card);
         }
         assertInOrder(projection);
+    }
+
+    /** A reset to a point in time ({@code GetTokenAt}) replays exactly the events from that instant on. */
+    @Test
+    void resetToAPointInTimeReplaysOnlyTheLaterEvents() {
+        GiftCardApp app = myelin.startApp(myelin.settings().instanceName("time-travel")
+                                                 .tokenStoreUrl("jdbc:h2:mem:tokenat-" + UUID.randomUUID()
+                                                                        + ";DB_CLOSE_DELAY=-1"));
+        ProjectionDatabase db = app.database();
+        publishCards(app, 3);
+        Await.sleep(200);
+        Instant instant = Instant.now();
+        Await.sleep(200);
+        List<String> later = publishCards(app, 2);
+        awaitHandledEverything(db, app);
+        Set<String> laterEvents = db.handledBy(CardLedger.PROCESSOR).stream()
+                                    .filter(h -> later.contains(h.aggregateId())).map(Handled::eventId)
+                                    .collect(Collectors.toSet());
+        assertEquals(4, laterEvents.size());
+        int mark = db.handled().size();
+
+        StreamingEventProcessor ledger = app.processor(CardLedger.PROCESSOR);
+        ledger.shutDown();
+        ledger.resetTokens(source -> source.createTokenAt(instant));
+        ledger.start();
+        Await.until(Duration.ofSeconds(30), "the ledger replayed the 4 later events",
+                    () -> eventIds(replayed(db, mark, CardLedger.PROCESSOR)).containsAll(laterEvents));
+        Await.sleep(500);
+        List<Handled> replay = replayed(db, mark, CardLedger.PROCESSOR);
+        assertEquals(laterEvents, eventIds(replay), "replayed from " + instant + ": " + replay);
+        assertEquals(4, replay.size(), "each once");
     }
 
     /** Per aggregate, in sequence order and in token order. */

@@ -31,6 +31,7 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Issue bullet 2 (subscription query: initial result, then an update per relevant event) and the application's
@@ -113,7 +114,7 @@ class QueryTest {
                      answers.stream().map(CardCount::componentName).collect(Collectors.toSet()),
                      "components that answered: " + answers);
         assertEquals(2, answers.size(), "one answer per component: " + answers);
-        answers.forEach(a -> assertEquals(true, a.cards() >= 1, "cards seen by " + a));
+        answers.forEach(a -> assertTrue(a.cards() >= 1, "cards seen by " + a));
     }
 
     @Test

@@ -45,6 +45,16 @@ public final class MyelinExtension implements BeforeAllCallback, AfterAllCallbac
             running = new ArrayList<>(apps);
             apps.clear();
         }
+        if (context.getExecutionException().isPresent()) {
+            // evidence for the report: what the real connector sent and what Myelin answered
+            for (GiftCardApp app : running) {
+                List<dev.myelin.axonapp.RpcRecorder.Call> calls = app.rpc().calls();
+                System.out.println("=== " + context.getDisplayName() + " failed; gRPC calls of " + app.instanceName()
+                                           + " (last 300 of " + calls.size() + ")");
+                calls.subList(Math.max(0, calls.size() - 300), calls.size()).forEach(c -> System.out.println("  " + c));
+            }
+            System.out.println("=== " + server + ", last lines:\n" + server.logTail());
+        }
         Collections.reverse(running);
         for (GiftCardApp app : running) {
             try {

@@ -92,8 +92,11 @@ public final class MyelinServer implements AutoCloseable {
             command.add("--set");
             command.add(setting);
         }
-        Files.writeString(logFile, "### " + String.join(" ", command) + "\n",
-                          java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+        // first start truncates (a log per process start), restarts append
+        Files.writeString(logFile, "### " + String.join(" ", command) + "\n", java.nio.file.StandardOpenOption.CREATE,
+                          restarts == 0 ? java.nio.file.StandardOpenOption.TRUNCATE_EXISTING
+                                  : java.nio.file.StandardOpenOption.APPEND,
+                          java.nio.file.StandardOpenOption.WRITE);
         process = new ProcessBuilder(command)
                 .directory(dataDir.toFile()) // no axonserver.properties from the build tree
                 .redirectErrorStream(true)
