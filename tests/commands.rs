@@ -335,3 +335,74 @@ async fn t70_instructions_are_acknowledged_and_topology_is_published() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn t80_a_command_sent_just_before_the_subscription_finds_its_handler() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let node = TestNode::start().await;
+        let client = node.client().await;
+        for round in 0..10 {
+            let name = format!("Fresh{round}");
+            // The dispatch goes out before the handler even opens its stream, as when an
+            // application sends a command right at start-up: the server must not answer "no
+            // handler" while the subscription is on its way.
+            let mut commands = client.commands.clone();
+            let sent = command(&name, "k", None, None);
+            let call = tokio::spawn(async move { commands.dispatch(sent).await });
+            let (requests, receiver) = mpsc::channel(8);
+            let mut inbound = client
+                .commands
+                .clone()
+                .open_stream(ReceiverStream::new(receiver))
+                .await
+                .expect("stream")
+                .into_inner();
+            let flow = myelin_protocol::grpc::FlowControl {
+                client_id: "starter".into(),
+                permits: 10,
+            };
+            let subscription = CommandSubscription {
+                message_id: "s".into(),
+                command: name.clone(),
+                component_name: "starters".into(),
+                client_id: "starter".into(),
+                load_factor: 100,
+            };
+            for request in [
+                CommandOut::FlowControl(flow),
+                CommandOut::Subscribe(subscription),
+            ] {
+                let message = myelin_protocol::grpc::command::CommandProviderOutbound {
+                    request: Some(request),
+                    instruction_id: String::new(),
+                };
+                requests.send(message).await.expect("send");
+            }
+            let received = loop {
+                let message = tokio::time::timeout(WAIT, inbound.message()).await;
+                match message
+                    .expect("a message in time")
+                    .expect("ok")
+                    .expect("message")
+                    .request
+                {
+                    Some(CommandIn::Command(c)) => break c,
+                    _ => continue,
+                }
+            };
+            let response = myelin_protocol::grpc::command::CommandProviderOutbound {
+                request: Some(CommandOut::CommandResponse(CommandResponse {
+                    message_identifier: "r".into(),
+                    request_identifier: received.message_identifier,
+                    ..Default::default()
+                })),
+                instruction_id: String::new(),
+            };
+            requests.send(response).await.expect("send");
+            let answer = call.await.expect("task").expect("status OK").into_inner();
+            assert!(answer.error_message.is_none(), "round {round}: {answer:?}");
+        }
+    })
+    .await
+    .expect("test timed out");
+}

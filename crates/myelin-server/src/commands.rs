@@ -20,11 +20,12 @@ use myelin_protocol::{
     number_instruction, text_instruction, ErrorCode, RawCommand, RawCommandResponse,
 };
 use myelin_routing::{FlowQueue, HandlerId, HandlerInfo, HandlerRegistry, Offer, PendingRequests};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::gateway::call_context;
+use crate::handler_wait::wait_for_handler;
 use crate::node::Shared;
 
 /// Commands waiting for permits per handler (Axon Server's `command-queue-capacity-per-client`).
@@ -36,6 +37,8 @@ type HandlerOutbox = mpsc::UnboundedSender<Result<CommandProviderInbound, Status
 pub struct CommandRouter {
     state: Mutex<RouterState>,
     default_timeout: Duration,
+    /// Bumped whenever a handler subscribes a command.
+    registrations: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -69,6 +72,7 @@ impl CommandRouter {
         CommandRouter {
             state: Mutex::new(RouterState::default()),
             default_timeout,
+            registrations: watch::channel(0).0,
         }
     }
 
@@ -270,6 +274,15 @@ impl CommandService for CommandServiceImpl {
                 Duration::from_millis(ms as u64)
             });
         let router = &self.shared.commands;
+        let registrations = router.registrations.subscribe();
+        wait_for_handler(registrations, || {
+            router
+                .lock()
+                .registry
+                .command_handler(&context, &header.name, &routing_key)
+                .is_some()
+        })
+        .await;
         let (reply, answer) = oneshot::channel();
         {
             let mut state = router.lock();

@@ -8,6 +8,7 @@ mod commands;
 pub mod config;
 mod event_store;
 mod gateway;
+mod handler_wait;
 mod http;
 mod node;
 mod platform;

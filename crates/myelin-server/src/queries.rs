@@ -29,11 +29,12 @@ use myelin_protocol::{
 use myelin_routing::{
     FlowQueue, HandlerId, HandlerInfo, HandlerRegistry, Offer, PendingRequests, TopologyChange,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::gateway::call_context;
+use crate::handler_wait::wait_for_handler;
 use crate::node::Shared;
 
 /// Queries waiting for permits per handler.
@@ -83,9 +84,19 @@ struct RouterState {
 }
 
 /// Query routing state shared by the service's calls.
-#[derive(Default)]
 pub struct QueryRouter {
     state: Mutex<RouterState>,
+    /// Bumped whenever a handler subscribes a query.
+    registrations: watch::Sender<u64>,
+}
+
+impl Default for QueryRouter {
+    fn default() -> Self {
+        QueryRouter {
+            state: Mutex::new(RouterState::default()),
+            registrations: watch::channel(0).0,
+        }
+    }
 }
 
 impl QueryRouter {
@@ -265,6 +276,15 @@ impl QueryService for QueryServiceImpl {
         let timeout_ms = number_instruction(instructions, ProcessingKey::Timeout)
             .filter(|ms| *ms > 0)
             .map_or(DEFAULT_QUERY_TIMEOUT_MS, |ms| ms as u64);
+        let router = &self.shared.queries;
+        wait_for_handler(router.registrations.subscribe(), || {
+            !router
+                .lock()
+                .registry
+                .query_handlers(&context, &header.query)
+                .is_empty()
+        })
+        .await;
         let (caller, receiver) = mpsc::channel(CALLER_QUEUE_RESPONSES_MAX);
         let (events, events_rx) = mpsc::unbounded_channel();
         let targets = {
@@ -498,7 +518,7 @@ impl Subscriber {
             tokio::select! {
                 message = inbound.message() => match message {
                     Ok(Some(request)) => {
-                        if !self.handle(shared, request, &responses)? {
+                        if !self.handle(shared, request, &responses).await? {
                             return Ok(());
                         }
                     }
@@ -531,7 +551,7 @@ impl Subscriber {
     }
 
     /// Handles one request of the subscriber; false when the subscription is over.
-    fn handle(
+    async fn handle(
         &mut self,
         shared: &Shared,
         request: SubscriptionQueryRequest,
@@ -545,6 +565,15 @@ impl Subscriber {
             }
             Some(SubscriptionRequest::Subscribe(subscribe)) => {
                 let name = query_name(&subscribe)?;
+                let router = &shared.queries;
+                wait_for_handler(router.registrations.subscribe(), || {
+                    !router
+                        .lock()
+                        .registry
+                        .query_handlers(&self.context, &name)
+                        .is_empty()
+                })
+                .await;
                 let id = subscribe.subscription_identifier.clone();
                 let mut state = shared.queries.lock();
                 let handlers = state.registry.query_handlers(&self.context, &name);
@@ -633,6 +662,10 @@ fn handle_from_handler(
                 &subscription.component_name,
             );
             if let Some(change) = state.registry.subscribe_query(handler, &subscription.query) {
+                shared
+                    .queries
+                    .registrations
+                    .send_modify(|generation| *generation += 1);
                 // Live subscription queries reach handlers that arrive later too.
                 let context = change.handler.context.clone();
                 let live: Vec<SubscriptionQuery> = state
