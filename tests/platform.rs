@@ -178,6 +178,37 @@ async fn t20_instruction_stream_acks_heartbeats_and_keeps_processor_reports() {
         )
         .await;
 
+        println!("phase: the admin service shows the processor per component");
+        let channel = tonic::transport::Endpoint::from_shared(node.endpoint())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut admin =
+            myelin_protocol::grpc::admin::event_processor_admin_service_client::EventProcessorAdminServiceClient::new(channel);
+        let mut processors = admin
+            .get_event_processors_by_component(myelin_protocol::grpc::Component {
+                component: "orders".into(),
+            })
+            .await
+            .expect("processors")
+            .into_inner();
+        let processor = processors.message().await.expect("ok").expect("one processor");
+        assert_eq!(processor.identifier.as_ref().map(|i| i.processor_name.as_str()), Some("projections"));
+        assert_eq!(processor.mode, "Pooled Streaming");
+        let instance = &processor.client_instance[0];
+        assert_eq!(instance.client_id, "orders-1@host");
+        assert_eq!(instance.claimed_segment[0].token_position, 42);
+        assert!(processors.message().await.expect("ok").is_none());
+        let mut other = admin
+            .get_event_processors_by_component(myelin_protocol::grpc::Component {
+                component: "billing".into(),
+            })
+            .await
+            .expect("processors")
+            .into_inner();
+        assert!(other.message().await.expect("ok").is_none(), "other components have none");
+
         println!("phase: closing the stream forgets the client");
         drop(inbound);
         eventually("the client to be removed", Duration::from_secs(5), || {

@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "event.proto",
         "command.proto",
         "query.proto",
+        "admin.proto",
     ]
     .map(|f| proto_root.join(f));
     let includes = [proto_root.clone(), well_known];

@@ -31,6 +31,9 @@ pub mod grpc {
     pub mod query {
         tonic::include_proto!("io.axoniq.axonserver.grpc.query");
     }
+    pub mod admin {
+        tonic::include_proto!("io.axoniq.axonserver.grpc.admin");
+    }
 }
 
 /// The server side of Axon's protocol: the same packages with servers, where `Event` is `RawEvent`.
@@ -63,6 +66,12 @@ pub mod wire {
         include!(concat!(
             env!("OUT_DIR"),
             "/wire/io.axoniq.axonserver.grpc.query.rs"
+        ));
+    }
+    pub mod admin {
+        include!(concat!(
+            env!("OUT_DIR"),
+            "/wire/io.axoniq.axonserver.grpc.admin.rs"
         ));
     }
 }

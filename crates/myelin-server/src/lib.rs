@@ -2,6 +2,7 @@
 //! HTTP on 8024, the gateway that checks tokens and contexts, configuration, and the lifecycle that
 //! ties them to storage and replication. `api_error.rs` is the one place errors become statuses.
 
+mod admin;
 pub mod api_error;
 pub mod clients;
 mod commands;

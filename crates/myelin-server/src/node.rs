@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use myelin_protocol::log::{log_command::Command, LogCommand};
+use myelin_protocol::wire::admin::event_processor_admin_service_server::EventProcessorAdminServiceServer;
 use myelin_protocol::wire::command::command_service_server::CommandServiceServer;
 use myelin_protocol::wire::control::platform_service_server::PlatformServiceServer;
 use myelin_protocol::wire::event::event_scheduler_server::EventSchedulerServer;
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
+use crate::admin::ProcessorAdmin;
 use crate::api_error::ApiError;
 use crate::clients::ClientRegistry;
 use crate::commands::{self, CommandRouter, CommandServiceImpl};
@@ -203,6 +205,8 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
         .max_decoding_message_size(decode_limit)
         .max_encoding_message_size(encode_limit);
 
+    let admin = EventProcessorAdminServiceServer::new(ProcessorAdmin::new(shared.clone()));
+
     let shutdown = shared.shutdown.clone();
     let grpc = tonic::transport::Server::builder()
         // Axon Framework pings every second; answer them, never GOAWAY a client for pinging.
@@ -214,6 +218,7 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
         .add_service(scheduler)
         .add_service(commands)
         .add_service(queries)
+        .add_service(admin)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
             async move { shutdown.cancelled().await },
