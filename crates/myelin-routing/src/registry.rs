@@ -73,6 +73,17 @@ impl HandlerRegistry {
         id
     }
 
+    /// Registers a new handler stream of `context`; who is behind it is filled in by `identify`.
+    pub fn add_stream(&mut self, context: &str) -> HandlerId {
+        let stream_number = self.next_id + 1;
+        self.add_handler(HandlerInfo {
+            context: context.to_string(),
+            client_id: String::new(),
+            component: String::new(),
+            client_stream_id: format!("stream-{stream_number}"),
+        })
+    }
+
     /// Fills in who is behind a stream, from the first message that says so (its client id and
     /// component); later calls change nothing, so ring positions stay put.
     pub fn identify(&mut self, id: HandlerId, client_id: &str, component: &str) {

@@ -19,12 +19,13 @@ use myelin_protocol::wire::InstructionAck;
 use myelin_protocol::{
     number_instruction, text_instruction, ErrorCode, RawCommand, RawCommandResponse,
 };
-use myelin_routing::{FlowQueue, HandlerId, HandlerInfo, HandlerRegistry, Offer, PendingRequests};
+use myelin_routing::{FlowQueue, HandlerId, HandlerRegistry, Offer, PendingRequests};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::gateway::call_context;
+use crate::handler_stream::read_until_end;
 use crate::handler_wait::wait_for_handler;
 use crate::node::Shared;
 
@@ -211,43 +212,25 @@ impl CommandService for CommandServiceImpl {
         request: Request<Streaming<CommandProviderOutbound>>,
     ) -> Result<Response<Self::OpenStreamStream>, Status> {
         let context = call_context(&request)?.context;
-        let mut inbound = request.into_inner();
+        let inbound = request.into_inner();
         let (outbox, receiver) = mpsc::unbounded_channel();
         let router = self.shared.commands.clone();
         let handler = {
             let mut state = router.lock();
-            let id = state.registry.add_handler(HandlerInfo {
-                context: context.clone(),
-                client_id: String::new(),
-                component: String::new(),
-                client_stream_id: uuid::Uuid::new_v4().to_string(),
-            });
-            state.handlers.insert(
-                id,
-                HandlerStream {
-                    outbox: outbox.clone(),
-                    queue: FlowQueue::new(HANDLER_QUEUE_COMMANDS_MAX),
-                },
-            );
+            let id = state.registry.add_stream(&context);
+            let stream = HandlerStream {
+                outbox: outbox.clone(),
+                queue: FlowQueue::new(HANDLER_QUEUE_COMMANDS_MAX),
+            };
+            state.handlers.insert(id, stream);
             id
         };
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            loop {
-                let message = tokio::select! {
-                    message = inbound.message() => message,
-                    _ = shared.shutdown.cancelled() => break,
-                };
-                let message = match message {
-                    Ok(Some(message)) => message,
-                    Ok(None) => break,
-                    Err(status) => {
-                        tracing::debug!("command handler stream ended: {status}");
-                        break;
-                    }
-                };
-                handle_from_handler(&shared, handler, message, &outbox);
-            }
+            read_until_end(inbound, &shared.shutdown, "command handler", |message| {
+                handle_from_handler(&shared, handler, message, &outbox)
+            })
+            .await;
             remove_handler(&shared, handler);
         });
         Ok(Response::new(UnboundedReceiverStream::new(receiver)))

@@ -9,6 +9,7 @@ mod commands;
 pub mod config;
 mod event_store;
 mod gateway;
+mod handler_stream;
 mod handler_wait;
 mod http;
 mod node;

@@ -27,13 +27,14 @@ use myelin_protocol::{
     RawSubscriptionResponse,
 };
 use myelin_routing::{
-    FlowQueue, HandlerId, HandlerInfo, HandlerRegistry, Offer, PendingRequests, TopologyChange,
+    FlowQueue, HandlerId, HandlerRegistry, Offer, PendingRequests, TopologyChange,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::gateway::call_context;
+use crate::handler_stream::read_until_end;
 use crate::handler_wait::wait_for_handler;
 use crate::node::Shared;
 
@@ -217,41 +218,24 @@ impl QueryService for QueryServiceImpl {
         request: Request<Streaming<QueryProviderOutbound>>,
     ) -> Result<Response<Self::OpenStreamStream>, Status> {
         let context = call_context(&request)?.context;
-        let mut inbound = request.into_inner();
+        let inbound = request.into_inner();
         let (outbox, receiver) = mpsc::unbounded_channel();
         let handler = {
             let mut state = self.shared.queries.lock();
-            let id = state.registry.add_handler(HandlerInfo {
-                context,
-                client_id: String::new(),
-                component: String::new(),
-                client_stream_id: uuid::Uuid::new_v4().to_string(),
-            });
-            state.handlers.insert(
-                id,
-                HandlerStream {
-                    outbox: outbox.clone(),
-                    queue: FlowQueue::new(HANDLER_QUEUE_QUERIES_MAX),
-                },
-            );
+            let id = state.registry.add_stream(&context);
+            let stream = HandlerStream {
+                outbox: outbox.clone(),
+                queue: FlowQueue::new(HANDLER_QUEUE_QUERIES_MAX),
+            };
+            state.handlers.insert(id, stream);
             id
         };
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            loop {
-                let message = tokio::select! {
-                    message = inbound.message() => message,
-                    _ = shared.shutdown.cancelled() => break,
-                };
-                match message {
-                    Ok(Some(message)) => handle_from_handler(&shared, handler, message, &outbox),
-                    Ok(None) => break,
-                    Err(status) => {
-                        tracing::debug!("query handler stream ended: {status}");
-                        break;
-                    }
-                }
-            }
+            read_until_end(inbound, &shared.shutdown, "query handler", |message| {
+                handle_from_handler(&shared, handler, message, &outbox)
+            })
+            .await;
             remove_handler(&shared, handler);
         });
         Ok(Response::new(UnboundedReceiverStream::new(receiver)))
