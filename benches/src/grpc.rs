@@ -1,9 +1,12 @@
-//! Event store clients over a few shared HTTP/2 connections, sending Axon's context header.
+//! Axon Server clients (event store, commands, queries) over a few shared HTTP/2 connections,
+//! sending Axon's context header.
 
 use std::time::Duration;
 
+use myelin_protocol::grpc::command::command_service_client::CommandServiceClient;
 use myelin_protocol::grpc::event::event_store_client::EventStoreClient;
 use myelin_protocol::grpc::event::Event;
+use myelin_protocol::grpc::query::query_service_client::QueryServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
@@ -27,11 +30,45 @@ impl Interceptor for DefaultContext {
     }
 }
 
-pub type Client = EventStoreClient<InterceptedService<Channel, DefaultContext>>;
+pub type Intercepted = InterceptedService<Channel, DefaultContext>;
+pub type Client = EventStoreClient<Intercepted>;
+pub type Commands = CommandServiceClient<Intercepted>;
+pub type Queries = QueryServiceClient<Intercepted>;
 
-/// One client per HTTP/2 connection; bench clients share them, `per_connection` to each.
+/// The clients of one HTTP/2 connection (what `myelin_testkit::AxonClient::connect` opens, with
+/// errors instead of panics).
+#[derive(Clone)]
+pub struct Connection {
+    pub events: Client,
+    pub commands: Commands,
+    pub queries: Queries,
+}
+
+impl Connection {
+    /// Opens a new HTTP/2 connection to `endpoint`.
+    pub async fn open(endpoint: &str) -> Result<Connection, BoxError> {
+        let channel = Endpoint::from_shared(endpoint.to_string())
+            .map_err(|e| format!("bad endpoint {endpoint}: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
+        let context = DefaultContext(MetadataValue::from_static("default"));
+        let size = 64 * 1024 * 1024;
+        Ok(Connection {
+            events: EventStoreClient::with_interceptor(channel.clone(), context.clone())
+                .max_decoding_message_size(size)
+                .max_encoding_message_size(size),
+            commands: CommandServiceClient::with_interceptor(channel.clone(), context.clone()),
+            queries: QueryServiceClient::with_interceptor(channel, context),
+        })
+    }
+}
+
+/// A few HTTP/2 connections; bench clients share them, `per_connection` to each.
 pub struct Pool {
-    connections: Vec<Client>,
+    connections: Vec<Connection>,
     per_connection: usize,
 }
 
@@ -46,7 +83,7 @@ impl Pool {
         let count = max_clients.max(1).div_ceil(per_connection);
         let mut connections = Vec::with_capacity(count);
         for _ in 0..count {
-            connections.push(connect(endpoint).await?);
+            connections.push(Connection::open(endpoint).await?);
         }
         Ok(Pool {
             connections,
@@ -54,8 +91,13 @@ impl Pool {
         })
     }
 
-    /// The client (connection) bench client number `index` uses.
+    /// The event store client (connection) bench client number `index` uses.
     pub fn client(&self, index: usize) -> Client {
+        self.connection(index).events
+    }
+
+    /// The connection bench client number `index` uses.
+    pub fn connection(&self, index: usize) -> Connection {
         let connection = (index / self.per_connection) % self.connections.len();
         self.connections[connection].clone()
     }
@@ -66,23 +108,6 @@ impl Pool {
             .div_ceil(self.per_connection)
             .min(self.connections.len())
     }
-}
-
-async fn connect(endpoint: &str) -> Result<Client, BoxError> {
-    let channel = Endpoint::from_shared(endpoint.to_string())
-        .map_err(|e| format!("bad endpoint {endpoint}: {e}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
-    let size = 64 * 1024 * 1024;
-    Ok(EventStoreClient::with_interceptor(
-        channel,
-        DefaultContext(MetadataValue::from_static("default")),
-    )
-    .max_decoding_message_size(size)
-    .max_encoding_message_size(size))
 }
 
 /// Appends `events` as one transaction (one client stream).

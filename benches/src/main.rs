@@ -3,20 +3,28 @@
 //! By default it starts the release `myelin` binary itself (on free loopback ports, over a data
 //! directory in a temporary scratch directory) and kills it when the run ends, however it ends;
 //! with `--endpoint http://127.0.0.1:8124` it measures a server that is already running instead
-//! (loopback only). It measures, in this order:
+//! (loopback only). It measures, in this order (`--only` picks some of them):
 //!
 //! 1. the disk's fsync rate (4 KiB write + `sync_data`, in the scratch directory): the ceiling for
 //!    one synced append at a time; measured again at the end, as it varies on shared disks;
-//! 2. append throughput and latency for transactions of 1, 10 and 100 events from 1, 16 and 64
+//! 2. a bare unary call (`GetLastToken`) from 1 and 64 callers: the baseline for round trips;
+//! 3. command round trips: 1 and 64 callers dispatching to 1 and 2 command handler instances that
+//!    run in this process;
+//! 4. query round trips, the same way (one result per query);
+//! 5. append throughput and latency for transactions of 1, 10 and 100 events from 1, 16 and 64
 //!    concurrent clients, each appending to its own aggregate;
-//! 3. tracking-read throughput: every event from token 0, with Axon's permit refills;
-//! 4. aggregate load latency: full reads of 1000-event aggregates.
+//! 6. tracking-read throughput: every event from token 0, with Axon's permit refills;
+//! 7. aggregate load latency: full reads of 1000-event aggregates.
+//!
+//! Round trips come before appends: they do not touch the disk, and so they run while no flush or
+//! compaction of the appended events competes for the CPU.
 //!
 //! Each figure is a markdown table row on stdout and a JSON line in the `--json` file; progress
 //! goes to stderr. See `benches/README.md`.
 
 mod grpc;
 mod report;
+mod routing;
 mod server;
 mod workloads;
 
@@ -24,15 +32,35 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use serde_json::{json, Map, Value};
 
 use crate::grpc::Pool;
 use crate::report::{Output, Row};
+use crate::routing::{Handlers, Kind};
 use crate::server::Server;
 use crate::workloads::{CpuProbe, EventMaker, Window};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The parts of a run, for `--only`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+enum Part {
+    /// The fsync baselines before and after the run.
+    Fsync,
+    /// The GetLastToken round-trip baseline.
+    Unary,
+    /// Command round trips.
+    Commands,
+    /// Query round trips.
+    Queries,
+    /// Appends.
+    Appends,
+    /// The tracking read.
+    Read,
+    /// Aggregate loads.
+    Loads,
+}
 
 #[derive(Parser)]
 #[command(
@@ -82,6 +110,29 @@ struct Args {
     /// Concurrent aggregate loaders, one cell each.
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     loaders: Vec<usize>,
+    /// Concurrent callers of the round-trip measurements, one cell each.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    callers: Vec<usize>,
+    /// Handler instances answering commands and queries, one cell each.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    handlers: Vec<usize>,
+    /// Run only these parts (default: all).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Part>,
+}
+
+impl Args {
+    fn runs(&self, part: Part) -> bool {
+        self.only.is_empty() || self.only.contains(&part)
+    }
+
+    /// The warm-up and measured window of every timed cell.
+    fn window(&self) -> Window {
+        Window {
+            warmup: Duration::from_secs(self.warmup_seconds),
+            measure: Duration::from_secs(self.seconds),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -175,6 +226,8 @@ fn check_args(args: &Args) -> Result<(), BoxError> {
     nonzero("tx-events", &args.tx_events)?;
     nonzero("clients", &args.clients)?;
     nonzero("loaders", &args.loaders)?;
+    nonzero("callers", &args.callers)?;
+    nonzero("handlers", &args.handlers)?;
     if args.fsyncs == 0 || args.aggregates == 0 || args.aggregate_events == 0 {
         return Err("--fsyncs, --aggregates and --aggregate-events must be above 0".into());
     }
@@ -209,10 +262,7 @@ async fn benchmark(
 ) -> Result<(), BoxError> {
     let mut out = Output::create(args.json.as_deref())?;
     let cpu = CpuProbe::new(server_pid);
-    let window = Window {
-        warmup: Duration::from_secs(args.warmup_seconds),
-        measure: Duration::from_secs(args.seconds),
-    };
+    let window = args.window();
     let load_before = server::load_average();
     if let Some(load) = load_before.filter(|l| *l > 0.5) {
         eprintln!(
@@ -233,17 +283,23 @@ async fn benchmark(
         "warmup_seconds": args.warmup_seconds,
         "payload_bytes": args.payload_bytes,
         "clients_per_connection": args.clients_per_connection,
+        "parts": if args.only.is_empty() { "all".to_string() } else { format!("{:?}", args.only) },
         "loadavg_1m_before": load_before,
     }))?;
     out.header();
 
     // 1. fsync baseline (again at the end: this figure is noisy on shared disks).
-    let fsyncs_per_s = fsync_row(&mut out, scratch, args.fsyncs, "before the run", None).await?;
+    let fsyncs_per_s = if args.runs(Part::Fsync) {
+        Some(fsync_row(&mut out, scratch, args.fsyncs, "before the run", None).await?)
+    } else {
+        None
+    };
 
     let max_clients = args
         .clients
         .iter()
         .chain(&args.loaders)
+        .chain(&args.callers)
         .copied()
         .chain([args.aggregates, 16])
         .max()
@@ -251,8 +307,48 @@ async fn benchmark(
     let pool = Pool::connect(endpoint, max_clients, args.clients_per_connection).await?;
     let maker = EventMaker::new(args.payload_bytes, uuid::Uuid::new_v4().as_u64_pair().0);
 
-    // 2. appends.
-    for &events_per_tx in &args.tx_events {
+    // 2.-4. round trips: GetLastToken, commands, queries.
+    if args.runs(Part::Unary) {
+        for &callers in &args.callers {
+            eprintln!(
+                "GetLastToken round trips from {} ...",
+                plural(callers, "caller")
+            );
+            let result =
+                routing::call_cell(&pool, Kind::LastToken, callers, None, run_id, window, &cpu)
+                    .await?;
+            out.row(&round_trip_row(
+                "unary baseline",
+                format!("GetLastToken × {}", plural(callers, "caller")),
+                "calls",
+                &pool,
+                callers,
+                None,
+                &result,
+            ))?;
+        }
+    }
+    for (part, kind) in [
+        (Part::Commands, Kind::Command),
+        (Part::Queries, Kind::Query),
+    ] {
+        if args.runs(part) {
+            for &handlers in &args.handlers {
+                handler_round_trips(
+                    &mut out, args, endpoint, &pool, kind, handlers, run_id, &cpu,
+                )
+                .await?;
+            }
+        }
+    }
+
+    // 5. appends.
+    let append_tx_events = if args.runs(Part::Appends) {
+        args.tx_events.as_slice()
+    } else {
+        &[]
+    };
+    for &events_per_tx in append_tx_events {
         for &clients in &args.clients {
             eprintln!("appending {events_per_tx}-event transactions from {clients} clients ...");
             let prefix = format!("{run_id}-append");
@@ -276,7 +372,7 @@ async fn benchmark(
                 ops_unit: "tx",
                 p50_ms: result.latencies.percentile_ms(0.5),
                 p99_ms: result.latencies.percentile_ms(0.99),
-                per_fsync: Some(tx_per_s / fsyncs_per_s),
+                per_fsync: fsyncs_per_s.map(|f| tx_per_s / f),
                 server_cores: result.cores.0,
                 bench_cores: result.cores.1,
                 extra: fields(json!({
@@ -291,18 +387,170 @@ async fn benchmark(
         }
     }
 
-    // 3. tracking read from token 0.
     let mut reader = pool.client(0);
-    let existing = workloads::event_count(&mut reader).await?;
+    if args.runs(Part::Read) {
+        tracking_read(&mut out, args, &pool, &maker, &mut reader, run_id, &cpu).await?;
+    }
+    if args.runs(Part::Loads) {
+        aggregate_loads(&mut out, args, &pool, &maker, run_id, window, &cpu).await?;
+    }
+
+    if let Some(before) = fsyncs_per_s {
+        fsync_row(
+            &mut out,
+            scratch,
+            args.fsyncs,
+            "after the run",
+            Some(before),
+        )
+        .await?;
+    }
+
+    // What the server looks like afterwards.
+    let events = workloads::event_count(&mut reader).await?;
+    let data_bytes = server_pid.map(|_| server::dir_size(&scratch.join("data")));
+    let peak_rss = server_pid.and_then(server::peak_rss_mib);
+    let mut summary = format!("store holds {events} events");
+    if let Some(bytes) = data_bytes.filter(|_| events > 0) {
+        summary += &format!(
+            "; data directory {:.1} MiB ({:.0} bytes per event)",
+            bytes as f64 / (1024.0 * 1024.0),
+            bytes as f64 / events.max(1) as f64
+        );
+    }
+    if let Some(rss) = peak_rss {
+        summary += &format!("; server peak RSS {rss:.0} MiB");
+    }
+    let load_after = server::load_average();
+    if let Some(load) = load_after {
+        summary += &format!("; 1-minute load average {load:.2} (this run included)");
+    }
+    eprintln!("{summary}");
+    out.line(&json!({
+        "measurement": "server",
+        "events": events,
+        "data_dir_bytes": data_bytes,
+        "peak_rss_mib": peak_rss,
+        "loadavg_1m_after": load_after,
+    }))?;
+    Ok(())
+}
+
+/// 3./4. Command or query round trips from each number of callers to `handlers` handler
+/// instances, started for these cells and stopped after them.
+#[allow(clippy::too_many_arguments)]
+async fn handler_round_trips(
+    out: &mut Output,
+    args: &Args,
+    endpoint: &str,
+    pool: &Pool,
+    kind: Kind,
+    handlers: usize,
+    run_id: &str,
+    cpu: &CpuProbe,
+) -> Result<(), BoxError> {
+    let window = args.window();
+    let (measurement, unit, what) = match kind {
+        Kind::Query => ("query round trip", "queries", "query"),
+        _ => ("command round trip", "cmd", "command"),
+    };
+    eprintln!(
+        "starting {} ...",
+        plural(handlers, &format!("{what} handler"))
+    );
+    let instances = Handlers::start(endpoint, kind, handlers, run_id).await?;
+    let mut outcome = Ok(());
+    for &callers in &args.callers {
+        eprintln!(
+            "{what} round trips from {} to {} ...",
+            plural(callers, "caller"),
+            plural(handlers, "handler")
+        );
+        let result =
+            routing::call_cell(pool, kind, callers, Some(&instances), run_id, window, cpu).await;
+        let row = result.map(|result| {
+            round_trip_row(
+                measurement,
+                format!(
+                    "{} × {}",
+                    plural(callers, "caller"),
+                    plural(handlers, "handler")
+                ),
+                unit,
+                pool,
+                callers,
+                Some(handlers),
+                &result,
+            )
+        });
+        outcome = row.and_then(|row| out.row(&row));
+        if outcome.is_err() {
+            break;
+        }
+    }
+    // Stopped whatever happened: the next cell must not route to these instances.
+    let stopped = instances.stop().await;
+    outcome.and(stopped)
+}
+
+/// The row of a round-trip cell.
+fn round_trip_row(
+    measurement: &'static str,
+    setting: String,
+    unit: &'static str,
+    pool: &Pool,
+    callers: usize,
+    handlers: Option<usize>,
+    result: &routing::CallResult,
+) -> Row {
+    let seconds = result.elapsed.as_secs_f64();
+    let mut extra = fields(json!({
+        "callers": callers,
+        "connections": pool.connections_for(callers),
+        "calls": result.calls,
+        "seconds": seconds,
+    }));
+    if let Some(handlers) = handlers {
+        extra.insert("handlers".to_string(), json!(handlers));
+        extra.insert("handled_per_handler".to_string(), json!(result.handled));
+        extra.insert("initial_permits".to_string(), json!(5000));
+        extra.insert("refill_permits".to_string(), json!(1250));
+    }
+    Row {
+        measurement,
+        setting,
+        events_per_s: None,
+        ops_per_s: Some(result.calls as f64 / seconds),
+        ops_unit: unit,
+        p50_ms: result.latencies.percentile_ms(0.5),
+        p99_ms: result.latencies.percentile_ms(0.99),
+        per_fsync: None,
+        server_cores: result.cores.0,
+        bench_cores: result.cores.1,
+        extra,
+    }
+}
+
+/// 6. The tracking read from token 0, after topping the store up to `--min-read-events`.
+async fn tracking_read(
+    out: &mut Output,
+    args: &Args,
+    pool: &Pool,
+    maker: &EventMaker,
+    reader: &mut grpc::Client,
+    run_id: &str,
+    cpu: &CpuProbe,
+) -> Result<(), BoxError> {
+    let existing = workloads::event_count(reader).await?;
     if existing < args.min_read_events {
         let missing = usize::try_from(args.min_read_events - existing)?;
         eprintln!("appending {missing} more events for the tracking read ...");
         let prefix = format!("{run_id}-fill");
-        workloads::fill(&pool, &maker, &prefix, 16, 100, missing).await?;
+        workloads::fill(pool, maker, &prefix, 16, 100, missing).await?;
     }
-    let total = workloads::event_count(&mut reader).await?;
+    let total = workloads::event_count(reader).await?;
     eprintln!("tracking read of {total} events from token 0 ...");
-    let read = workloads::tracking_read(&mut reader, total, &cpu).await?;
+    let read = workloads::tracking_read(reader, total, cpu).await?;
     let seconds = read.elapsed.as_secs_f64();
     out.row(&Row {
         measurement: "tracking read",
@@ -322,16 +570,27 @@ async fn benchmark(
             "refill_permits": 1250,
         })),
     })?;
+    Ok(())
+}
 
-    // 4. aggregate loads.
+/// 7. Aggregate loads.
+async fn aggregate_loads(
+    out: &mut Output,
+    args: &Args,
+    pool: &Pool,
+    maker: &EventMaker,
+    run_id: &str,
+    window: Window,
+    cpu: &CpuProbe,
+) -> Result<(), BoxError> {
     eprintln!(
         "creating {} aggregates of {} events ...",
         args.aggregates, args.aggregate_events
     );
     let prefix = format!("{run_id}-load");
     workloads::fill(
-        &pool,
-        &maker,
+        pool,
+        maker,
         &prefix,
         args.aggregates,
         100,
@@ -344,12 +603,12 @@ async fn benchmark(
     for &loaders in &args.loaders {
         eprintln!("loading aggregates with {loaders} concurrent loaders ...");
         let result = workloads::load_cell(
-            &pool,
+            pool,
             &aggregates,
             args.aggregate_events,
             loaders,
             window,
-            &cpu,
+            cpu,
         )
         .await?;
         let seconds = result.elapsed.as_secs_f64();
@@ -378,43 +637,6 @@ async fn benchmark(
             })),
         })?;
     }
-
-    fsync_row(
-        &mut out,
-        scratch,
-        args.fsyncs,
-        "after the run",
-        Some(fsyncs_per_s),
-    )
-    .await?;
-
-    // What the server looks like afterwards.
-    let events = workloads::event_count(&mut reader).await?;
-    let data_bytes = server_pid.map(|_| server::dir_size(&scratch.join("data")));
-    let peak_rss = server_pid.and_then(server::peak_rss_mib);
-    let mut summary = format!("store holds {events} events");
-    if let Some(bytes) = data_bytes {
-        summary += &format!(
-            "; data directory {:.1} MiB ({:.0} bytes per event)",
-            bytes as f64 / (1024.0 * 1024.0),
-            bytes as f64 / events.max(1) as f64
-        );
-    }
-    if let Some(rss) = peak_rss {
-        summary += &format!("; server peak RSS {rss:.0} MiB");
-    }
-    let load_after = server::load_average();
-    if let Some(load) = load_after {
-        summary += &format!("; 1-minute load average {load:.2} (this run included)");
-    }
-    eprintln!("{summary}");
-    out.line(&json!({
-        "measurement": "server",
-        "events": events,
-        "data_dir_bytes": data_bytes,
-        "peak_rss_mib": peak_rss,
-        "loadavg_1m_after": load_after,
-    }))?;
     Ok(())
 }
 
