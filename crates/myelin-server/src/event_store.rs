@@ -29,7 +29,7 @@ use crate::gateway::call_context;
 use crate::node::Shared;
 
 /// Events read from storage per round trip, for aggregate and tracking streams.
-const READ_BATCH_EVENTS_MAX: usize = 256;
+const READ_BATCH_EVENTS_MAX: usize = 1024;
 /// Events buffered per outgoing stream before waiting for the client to read.
 const STREAM_QUEUE_EVENTS_MAX: usize = 64;
 
