@@ -282,6 +282,37 @@ fn subscriber_request(request: SubscriptionIn) -> SubscriptionQueryRequest {
     }
 }
 
+/// Opens a subscription call, grants `permits` and subscribes, as Axon's connector does.
+async fn subscribe(
+    client: &myelin_testkit::AxonClient,
+    sub: &SubscriptionQuery,
+    permits: i64,
+) -> (
+    mpsc::Sender<SubscriptionQueryRequest>,
+    tonic::Streaming<SubscriptionQueryResponse>,
+) {
+    let (requests, receiver) = mpsc::channel(16);
+    let updates = client
+        .queries
+        .clone()
+        .subscription(ReceiverStream::new(receiver))
+        .await
+        .expect("subscription")
+        .into_inner();
+    let mut flow = sub.clone();
+    flow.number_of_permits = permits;
+    for request in [
+        SubscriptionIn::FlowControl(flow),
+        SubscriptionIn::Subscribe(sub.clone()),
+    ] {
+        requests
+            .send(subscriber_request(request))
+            .await
+            .expect("send");
+    }
+    (requests, updates)
+}
+
 fn update(subscription: &str, text: &str) -> QueryOut {
     QueryOut::SubscriptionQueryResponse(SubscriptionQueryResponse {
         message_identifier: uuid::Uuid::new_v4().to_string(),
@@ -303,25 +334,8 @@ async fn t40_subscription_queries_forward_initial_result_updates_and_completion(
         let mut h1 = QueryHandler::connect(&client, "h1", "cards", &["Balance"], 100).await;
         let mut h2 = QueryHandler::connect(&client, "h2", "cards", &["Balance"], 100).await;
 
-        let (requests, receiver) = mpsc::channel(16);
-        let mut updates = client
-            .queries
-            .clone()
-            .subscription(ReceiverStream::new(receiver))
-            .await
-            .expect("subscription")
-            .into_inner();
         let sub = subscription_query("sub-1", "Balance");
-        let mut flow = sub.clone();
-        flow.number_of_permits = 10;
-        requests
-            .send(subscriber_request(SubscriptionIn::FlowControl(flow)))
-            .await
-            .expect("send");
-        requests
-            .send(subscriber_request(SubscriptionIn::Subscribe(sub.clone())))
-            .await
-            .expect("send");
+        let (requests, mut updates) = subscribe(&client, &sub, 10).await;
         requests
             .send(subscriber_request(SubscriptionIn::GetInitialResult(
                 sub.clone(),
@@ -440,25 +454,8 @@ async fn t50_a_subscriber_that_stops_reading_is_cut_off_not_buffered_forever() {
         let node = TestNode::start().await;
         let client = node.client().await;
         let mut handler = QueryHandler::connect(&client, "chatty", "feed", &["Ticks"], 100).await;
-        let (requests, receiver) = mpsc::channel(16);
-        let mut updates = client
-            .queries
-            .clone()
-            .subscription(ReceiverStream::new(receiver))
-            .await
-            .expect("subscription")
-            .into_inner();
         let sub = subscription_query("sub-slow", "Ticks");
-        let mut flow = sub.clone();
-        flow.number_of_permits = 2;
-        requests
-            .send(subscriber_request(SubscriptionIn::FlowControl(flow)))
-            .await
-            .expect("send");
-        requests
-            .send(subscriber_request(SubscriptionIn::Subscribe(sub)))
-            .await
-            .expect("send");
+        let (_requests, mut updates) = subscribe(&client, &sub, 2).await;
         assert!(matches!(
             handler.next(WAIT).await,
             Some(QueryIn::SubscriptionQueryRequest(_))
