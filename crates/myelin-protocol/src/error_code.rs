@@ -22,14 +22,12 @@ pub enum ErrorCode {
     /// Myelin: a request that is malformed (e.g. negative permits).
     InvalidRequest,
     NoLeaderAvailable,
-    ScheduledEventNotFound,
     TooManyRequests,
     NoHandlerForCommand,
     ConnectionToHandlerLost,
     CommandTimeout,
     CommandDuplicated,
     NoHandlerForQuery,
-    QueryTimeout,
     QueryDuplicated,
     DatafileReadError,
     DatafileWriteError,
@@ -38,7 +36,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tables and tests.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::Other,
         ErrorCode::AuthenticationTokenMissing,
         ErrorCode::AuthenticationInvalidToken,
@@ -51,14 +49,12 @@ impl ErrorCode {
         ErrorCode::InvalidEvent,
         ErrorCode::InvalidRequest,
         ErrorCode::NoLeaderAvailable,
-        ErrorCode::ScheduledEventNotFound,
         ErrorCode::TooManyRequests,
         ErrorCode::NoHandlerForCommand,
         ErrorCode::ConnectionToHandlerLost,
         ErrorCode::CommandTimeout,
         ErrorCode::CommandDuplicated,
         ErrorCode::NoHandlerForQuery,
-        ErrorCode::QueryTimeout,
         ErrorCode::QueryDuplicated,
         ErrorCode::DatafileReadError,
         ErrorCode::DatafileWriteError,
@@ -94,14 +90,12 @@ impl ErrorCode {
             ErrorCode::InvalidEvent => ("AXONIQ-2010", Code::InvalidArgument, 400),
             ErrorCode::InvalidRequest => ("AXONIQ-2011", Code::InvalidArgument, 400),
             ErrorCode::NoLeaderAvailable => ("AXONIQ-2100", Code::NotFound, 404),
-            ErrorCode::ScheduledEventNotFound => ("AXONIQ-2610", Code::InvalidArgument, 400),
             ErrorCode::TooManyRequests => ("AXONIQ-1900", Code::ResourceExhausted, 429),
             ErrorCode::NoHandlerForCommand => ("AXONIQ-4000", Code::NotFound, 500),
             ErrorCode::ConnectionToHandlerLost => ("AXONIQ-4001", Code::Cancelled, 500),
             ErrorCode::CommandTimeout => ("AXONIQ-4002", Code::Cancelled, 504),
             ErrorCode::CommandDuplicated => ("AXONIQ-4005", Code::InvalidArgument, 400),
             ErrorCode::NoHandlerForQuery => ("AXONIQ-5000", Code::NotFound, 400),
-            ErrorCode::QueryTimeout => ("AXONIQ-5006", Code::Cancelled, 504),
             ErrorCode::QueryDuplicated => ("AXONIQ-5007", Code::InvalidArgument, 400),
             ErrorCode::DatafileReadError => ("AXONIQ-9000", Code::Cancelled, 500),
             ErrorCode::DatafileWriteError => ("AXONIQ-9100", Code::Cancelled, 500),

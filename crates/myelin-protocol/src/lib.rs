@@ -1,14 +1,12 @@
 //! Myelin's protocol layer: the Axon Server gRPC types generated from `proto/`, Axon's error codes,
-//! the wire limits, and the newtypes that keep global tokens and aggregate sequence numbers apart.
+//! and the wire limits.
 //! Everything above this crate speaks these types; nothing here does I/O.
 
 mod error_code;
-mod ids;
 pub mod limits;
 mod raw;
 
 pub use error_code::ErrorCode;
-pub use ids::{SequenceNumber, Token};
 pub use raw::{
     bool_instruction, number_instruction, text_instruction, Raw, RawCommand, RawCommandResponse,
     RawEvent, RawQuery, RawQueryResponse, RawSubscriptionResponse,

@@ -1,8 +1,5 @@
 //! Wire limits shared by the services, with units last in their names.
 
-/// Axon's default `max-message-size`: one gRPC message, so one event, is at most this big.
-pub const MAX_MESSAGE_SIZE_BYTES_DEFAULT: usize = 4 * 1024 * 1024;
-
 /// Most events one append transaction may carry.
 pub const APPEND_TRANSACTION_EVENTS_MAX: usize = 100_000;
 

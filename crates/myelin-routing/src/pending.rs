@@ -69,10 +69,11 @@ impl<V> PendingRequests<V> {
         self.entries.contains_key(id)
     }
 
-    /// Moves a request to another handler (it was re-routed).
-    pub fn reassign(&mut self, id: &str, handler: HandlerId) {
+    /// Moves a request to another handler (it was re-routed), or to none while it waits for one;
+    /// its deadline stays.
+    pub fn reassign(&mut self, id: &str, handler: Option<HandlerId>) {
         if let Some(p) = self.entries.get_mut(id) {
-            p.handler = Some(handler);
+            p.handler = handler;
         }
     }
 
@@ -178,7 +179,7 @@ mod tests {
             .collect();
         failed.sort();
         assert_eq!(failed, [1, 3]);
-        p.reassign("c2", HandlerId(1));
+        p.reassign("c2", Some(HandlerId(1)));
         assert_eq!(p.remove_handler(HandlerId(1)).len(), 1);
         assert!(p.is_empty());
     }

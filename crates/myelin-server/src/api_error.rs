@@ -71,7 +71,6 @@ impl ApiError {
                     ErrorCode::DatafileWriteError
                 }
                 StorageError::Corrupt { .. } => ErrorCode::DatafileReadError,
-                StorageError::UnknownContext(_) => ErrorCode::ContextNotFound,
             },
             ApiError::Replication(replication) => match replication {
                 ReplicationError::NotLeader { .. } | ReplicationError::LeadershipLost(_) => {

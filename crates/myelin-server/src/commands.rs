@@ -91,14 +91,23 @@ impl CommandRouter {
     pub(crate) fn expire(&self, now: Instant) {
         let mut state = self.lock();
         for (id, pending) in state.pending.expire(now) {
-            for stream in state.handlers.values_mut() {
-                stream.queue.remove_where(|r| r.id == id);
-            }
+            state.unqueue(&id);
             let _ = pending.reply.send(error_response(
                 &id,
                 ErrorCode::CommandTimeout,
                 "Command timed out",
             ));
+        }
+    }
+}
+
+impl RouterState {
+    /// Takes a command that is still waiting for permits out of its handler's queue.
+    fn unqueue(&mut self, id: &str) {
+        for stream in self.handlers.values_mut() {
+            if !stream.queue.remove_where(|r| r.id == id).is_empty() {
+                return;
+            }
         }
     }
 }
@@ -124,7 +133,7 @@ fn route(state: &mut RouterState, routed: Routed) -> Result<(), RawCommandRespon
             "handler stream is gone",
         ));
     };
-    state.pending.reassign(&routed.id, handler);
+    state.pending.reassign(&routed.id, Some(handler));
     let priority = routed.priority;
     match stream.queue.offer(routed, priority) {
         Offer::SendNow(routed) => {
@@ -196,9 +205,7 @@ impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         let mut state = self.router.lock();
         if state.pending.remove(&self.id).is_some() {
-            for stream in state.handlers.values_mut() {
-                stream.queue.remove_where(|r| r.id == self.id);
-            }
+            state.unqueue(&self.id);
         }
     }
 }
@@ -379,23 +386,17 @@ fn remove_handler(shared: &Shared, handler: HandlerId) {
             .remove(&handler)
             .map(|mut s| s.queue.drain())
             .unwrap_or_default();
-        let queued_ids: Vec<String> = queued.iter().map(|r| r.id.clone()).collect();
+        // Commands it had not received yet keep their deadline and are routed again below;
+        // the ones it had received fail at once.
+        for routed in &queued {
+            state.pending.reassign(&routed.id, None);
+        }
         for (id, pending) in state.pending.remove_handler(handler) {
-            if !queued_ids.contains(&id) {
-                let _ = pending.reply.send(error_response(
-                    &id,
-                    ErrorCode::ConnectionToHandlerLost,
-                    "Connection to the command's handler was lost",
-                ));
-            } else {
-                // Still waiting: keep it pending while it is routed again below.
-                let _ = state.pending.insert(
-                    &id,
-                    None,
-                    Instant::now() + router.default_timeout,
-                    pending,
-                );
-            }
+            let _ = pending.reply.send(error_response(
+                &id,
+                ErrorCode::ConnectionToHandlerLost,
+                "Connection to the command's handler was lost",
+            ));
         }
         for routed in queued {
             let id = routed.id.clone();

@@ -7,8 +7,6 @@ pub enum StorageError {
     Rocks(#[from] rocksdb::Error),
     #[error("corrupt data in {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
-    #[error("unknown context {0:?}")]
-    UnknownContext(String),
     #[error("cannot create storage directory {path}: {source}")]
     Directory {
         path: String,

@@ -212,30 +212,25 @@ impl Store {
         batch: &mut WriteBatch,
         token_update: &mut Option<(Arc<Context>, u64)>,
     ) -> Result<ApplyOutcome, StorageError> {
+        let name = match &command {
+            Command::AppendEvents(c) => &c.context,
+            Command::AppendSnapshot(c) => &c.context,
+            Command::ScheduleEvent(c) => &c.context,
+            Command::CancelSchedule(c) => &c.context,
+            Command::PublishScheduled(c) => &c.context,
+        };
+        let Some(context) = self.context(name) else {
+            return Ok(ApplyOutcome::Rejected(Rejection::UnknownContext(
+                name.clone(),
+            )));
+        };
         match command {
             Command::AppendEvents(append) => {
-                let Some(context) = self.context(&append.context) else {
-                    return Ok(ApplyOutcome::Rejected(Rejection::UnknownContext(
-                        append.context,
-                    )));
-                };
                 let events: Vec<&[u8]> = append.events.iter().map(Vec::as_slice).collect();
                 self.append_events(&context, &events, batch, token_update)
             }
-            Command::AppendSnapshot(snapshot) => {
-                let Some(context) = self.context(&snapshot.context) else {
-                    return Ok(ApplyOutcome::Rejected(Rejection::UnknownContext(
-                        snapshot.context,
-                    )));
-                };
-                self.append_snapshot(&context, &snapshot.snapshot)
-            }
+            Command::AppendSnapshot(snapshot) => self.append_snapshot(&context, &snapshot.snapshot),
             Command::ScheduleEvent(schedule) => {
-                let Some(context) = self.context(&schedule.context) else {
-                    return Ok(ApplyOutcome::Rejected(Rejection::UnknownContext(
-                        schedule.context,
-                    )));
-                };
                 let record = ScheduledEventRecord {
                     instant_ms: schedule.instant_ms,
                     event: schedule.event,
@@ -254,22 +249,12 @@ impl Store {
                 Ok(ApplyOutcome::Scheduled)
             }
             Command::CancelSchedule(cancel) => {
-                let Some(context) = self.context(&cancel.context) else {
-                    return Ok(ApplyOutcome::Rejected(Rejection::UnknownContext(
-                        cancel.context,
-                    )));
-                };
                 let existed = self
                     .remove_schedule(&context, &cancel.schedule_token, batch)?
                     .is_some();
                 Ok(ApplyOutcome::Cancelled { existed })
             }
             Command::PublishScheduled(publish) => {
-                let Some(context) = self.context(&publish.context) else {
-                    return Ok(ApplyOutcome::Rejected(Rejection::UnknownContext(
-                        publish.context,
-                    )));
-                };
                 let Some(record) =
                     self.remove_schedule(&context, &publish.schedule_token, batch)?
                 else {
