@@ -67,5 +67,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ],
             &includes,
         )?;
+
+    // Myelin's node-to-node service, over the raw (byte-preserving) command and query types. Its
+    // own directory: prost also writes the imported Axon packages, which must not replace `grpc`.
+    let cluster_dir = out_dir.join("cluster");
+    std::fs::create_dir_all(&cluster_dir)?;
+    tonic_prost_build::configure()
+        .out_dir(&cluster_dir)
+        .build_client(true)
+        .build_server(true)
+        .extern_path(".io.axoniq.axonserver.grpc", "crate::wire")
+        .extern_path(
+            ".io.axoniq.axonserver.grpc.command.Command",
+            "crate::RawCommand",
+        )
+        .extern_path(
+            ".io.axoniq.axonserver.grpc.command.CommandResponse",
+            "crate::RawCommandResponse",
+        )
+        .extern_path(
+            ".io.axoniq.axonserver.grpc.query.QueryRequest",
+            "crate::RawQuery",
+        )
+        .extern_path(
+            ".io.axoniq.axonserver.grpc.query.QueryResponse",
+            "crate::RawQueryResponse",
+        )
+        .compile_protos(&[proto_root.join("myelin/cluster.proto")], &includes)?;
     Ok(())
 }

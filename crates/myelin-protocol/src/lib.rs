@@ -85,3 +85,8 @@ pub mod log {
 pub mod headers {
     tonic::include_proto!("myelin.headers");
 }
+
+/// Myelin's node-to-node protocol on the internal port (servers and clients).
+pub mod cluster {
+    include!(concat!(env!("OUT_DIR"), "/cluster/myelin.cluster.rs"));
+}

@@ -7,6 +7,10 @@ use myelin_storage::StorageError;
 pub enum ReplicationError {
     #[error("this node is not the leader of replication group {group} (leader: {leader:?})")]
     NotLeader { group: u32, leader: Option<u64> },
+    #[error("no leader for replication group {group} after waiting {waited_ms} ms")]
+    NoLeader { group: u32, waited_ms: u64 },
+    #[error("replication group {group} did not commit the proposal within {waited_ms} ms; its outcome is unknown")]
+    Timeout { group: u32, waited_ms: u64 },
     #[error("replication group {0} is shutting down")]
     ShuttingDown(u32),
     #[error("replication group {group} failed: {detail}")]

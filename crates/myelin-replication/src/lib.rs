@@ -6,6 +6,11 @@ mod error;
 mod group;
 mod log_storage;
 mod slog_bridge;
+mod transport;
 
 pub use error::{ReplicationError, StartError};
-pub use group::{GroupConfig, GroupStatus, ReplicationGroup};
+pub use group::{GroupConfig, GroupStatus, ReplicationGroup, Role};
+pub use transport::{
+    decode_message, encode_message, snapshot_checkpoint, snapshot_position, with_checkpoint,
+    NoTransport, RaftMessage, SnapshotReport, Transport,
+};

@@ -1,10 +1,14 @@
 //! `LogStorage`: raft-rs's `Storage` over the raft column family of `myelin-storage`. It decodes
 //! entries and states with raft's own protobuf codec and caches what raft asks for most (hard and
-//! conf state, last index and term).
+//! conf state, last index and term). Raft snapshots are RocksDB checkpoints: `snapshot` takes one
+//! at the applied index (on the group's thread, between two applies), `install_snapshot` puts a
+//! received one in place.
 
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use myelin_storage::Store;
+use myelin_storage::{InstalledRaftState, Store};
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError as RaftStorageError};
@@ -20,6 +24,9 @@ pub(crate) struct LogStorage {
     last_term: u64,
     /// The last compacted entry (index, term); entries after it are stored.
     truncated: (u64, u64),
+    checkpoint_dir: PathBuf,
+    /// The newest checkpoint taken for a peer: (applied index, directory).
+    checkpoint: RefCell<Option<(u64, PathBuf)>>,
 }
 
 impl LogStorage {
@@ -28,13 +35,30 @@ impl LogStorage {
         store: Arc<Store>,
         group: u32,
         voters: &[u64],
+        checkpoint_dir: PathBuf,
     ) -> Result<LogStorage, StartError> {
-        let state = store.raft_log_state(group)?;
-        let hard_state = match &state.hard_state {
+        let mut state = store.raft_log_state(group)?;
+        let mut hard_state = match &state.hard_state {
             Some(bytes) => HardState::parse_from_bytes(bytes)
                 .map_err(|e| StartError::Corrupt(e.to_string()))?,
             None => HardState::default(),
         };
+        if store.interrupted_install()? {
+            // The data is partial. Start empty (keeping term and vote) and let the leader send a
+            // new snapshot; this node stays in the leader's configuration.
+            tracing::warn!(
+                group,
+                "a raft snapshot install was cut short; starting over empty"
+            );
+            hard_state.commit = 0;
+            let bytes = hard_state
+                .write_to_bytes()
+                .map_err(|e| StartError::Corrupt(e.to_string()))?;
+            store.wipe_group(group, &bytes)?;
+            state = store.raft_log_state(group)?;
+        }
+        // Stale checkpoints of an earlier run are of no use.
+        let _ = std::fs::remove_dir_all(&checkpoint_dir);
         let conf_state = match &state.conf_state {
             Some(bytes) => ConfState::parse_from_bytes(bytes)
                 .map_err(|e| StartError::Corrupt(e.to_string()))?,
@@ -56,6 +80,8 @@ impl LogStorage {
             last_index: state.last_index,
             last_term: 0,
             truncated: state.truncated,
+            checkpoint_dir,
+            checkpoint: RefCell::new(None),
         };
         storage.last_term = storage
             .read_term(state.last_index)
@@ -114,6 +140,79 @@ impl LogStorage {
         self.store
             .raft_save_hard_state(self.group, &bytes)
             .map_err(|e| e.to_string())
+    }
+
+    /// Replaces the data with the checkpoint a `MsgSnapshot` named (staged on this node) and
+    /// starts the log after it. The staged directory is removed afterwards.
+    pub(crate) fn install_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        hard_state: Option<&HardState>,
+    ) -> Result<(), String> {
+        let meta = snapshot.get_metadata();
+        let dir = std::str::from_utf8(snapshot.get_data())
+            .map(PathBuf::from)
+            .map_err(|e| format!("snapshot data is not a path: {e}"))?;
+        let mut hs = hard_state
+            .cloned()
+            .unwrap_or_else(|| self.hard_state.clone());
+        hs.commit = hs.commit.max(meta.index);
+        let conf_state = meta.get_conf_state().clone();
+        let cs_bytes = conf_state.write_to_bytes().map_err(|e| e.to_string())?;
+        let hs_bytes = hs.write_to_bytes().map_err(|e| e.to_string())?;
+        tracing::info!(
+            group = self.group,
+            index = meta.index,
+            term = meta.term,
+            "installing a raft snapshot"
+        );
+        self.store
+            .install_checkpoint(
+                &dir,
+                self.group,
+                InstalledRaftState {
+                    index: meta.index,
+                    term: meta.term,
+                    conf_state: &cs_bytes,
+                    hard_state: &hs_bytes,
+                },
+            )
+            .map_err(|e| format!("installing snapshot {}: {e}", meta.index))?;
+        let _ = std::fs::remove_dir_all(&dir);
+        self.truncated = (meta.index, meta.term);
+        self.last_index = meta.index;
+        self.last_term = meta.term;
+        self.conf_state = conf_state;
+        self.hard_state = hs;
+        Ok(())
+    }
+
+    /// A checkpoint of the data at the applied index, reused while nothing new was applied.
+    fn checkpoint_at_applied(&self) -> raft::Result<(u64, PathBuf)> {
+        let applied = self
+            .store
+            .applied_index(self.group)
+            .map_err(storage_error)?;
+        if let Some((index, dir)) = self.checkpoint.borrow().as_ref() {
+            if *index == applied && dir.exists() {
+                return Ok((applied, dir.clone()));
+            }
+        }
+        let dir = self
+            .checkpoint_dir
+            .join(format!("out-{}-{applied}", self.group));
+        if let Some((_, old)) = self.checkpoint.borrow_mut().take() {
+            // A transfer still reading it keeps its open files.
+            let _ = std::fs::remove_dir_all(old);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        self.store.checkpoint(&dir).map_err(|e| {
+            tracing::warn!(group = self.group, "cannot take a checkpoint: {e}");
+            raft::Error::Store(RaftStorageError::SnapshotTemporarilyUnavailable)
+        })?;
+        tracing::info!(group = self.group, index = applied, dir = %dir.display(), "checkpoint taken for a raft snapshot");
+        *self.checkpoint.borrow_mut() = Some((applied, dir.clone()));
+        Ok((applied, dir))
     }
 
     /// The last compacted index.
@@ -207,10 +306,24 @@ impl raft::Storage for LogStorage {
         Ok(self.last_index)
     }
 
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // Only single-member groups compact their log, so no peer ever needs a snapshot.
-        Err(raft::Error::Store(
-            RaftStorageError::SnapshotTemporarilyUnavailable,
-        ))
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let (index, dir) = self.checkpoint_at_applied()?;
+        if index < request_index || index == 0 {
+            return Err(raft::Error::Store(
+                RaftStorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        let mut snapshot = Snapshot::default();
+        snapshot.set_data(path_bytes(&dir).into());
+        let meta = snapshot.mut_metadata();
+        meta.index = index;
+        meta.term = self.read_term(index)?;
+        meta.set_conf_state(self.conf_state.clone());
+        tracing::debug!(group = self.group, to, index, "raft snapshot prepared");
+        Ok(snapshot)
     }
+}
+
+fn path_bytes(path: &Path) -> Vec<u8> {
+    path.display().to_string().into_bytes()
 }

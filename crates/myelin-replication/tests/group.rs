@@ -29,7 +29,8 @@ fn append_command(aggregate: &str, sequence: i64) -> Vec<u8> {
 }
 
 async fn start(store: &Arc<Store>) -> ReplicationGroup {
-    let group = ReplicationGroup::start(store.clone(), GroupConfig::single_node(0, 1))
+    let checkpoints = std::env::temp_dir().join(format!("myelin-cp-{}", std::process::id()));
+    let group = ReplicationGroup::start(store.clone(), GroupConfig::single_node(0, 1, checkpoints))
         .expect("start group");
     assert!(
         group.wait_for_leader(Duration::from_secs(10)).await,

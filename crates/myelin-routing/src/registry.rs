@@ -99,6 +99,13 @@ impl HandlerRegistry {
         }
     }
 
+    /// The commands a handler subscribed, with their load factors.
+    pub fn commands_of(&self, id: HandlerId) -> Vec<(String, u32)> {
+        self.handlers.get(&id).map_or_else(Vec::new, |h| {
+            h.commands.iter().map(|(n, lf)| (n.clone(), *lf)).collect()
+        })
+    }
+
     pub fn info(&self, id: HandlerId) -> Option<&HandlerInfo> {
         self.handlers.get(&id).map(|h| &h.info)
     }

@@ -73,9 +73,10 @@ impl ApiError {
                 StorageError::Corrupt { .. } => ErrorCode::DatafileReadError,
             },
             ApiError::Replication(replication) => match replication {
-                ReplicationError::NotLeader { .. } | ReplicationError::LeadershipLost(_) => {
-                    ErrorCode::NoLeaderAvailable
-                }
+                ReplicationError::NotLeader { .. }
+                | ReplicationError::LeadershipLost(_)
+                | ReplicationError::NoLeader { .. }
+                | ReplicationError::Timeout { .. } => ErrorCode::NoLeaderAvailable,
                 ReplicationError::ShuttingDown(_) => ErrorCode::Interrupted,
                 ReplicationError::Failed { .. } => ErrorCode::DatafileWriteError,
             },

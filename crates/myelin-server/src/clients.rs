@@ -5,7 +5,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use myelin_protocol::wire::control::EventProcessorInfo;
+use myelin_protocol::wire::control::platform_outbound_instruction::Request as Outbound;
+use myelin_protocol::wire::control::{
+    EventProcessorInfo, PlatformOutboundInstruction, RequestReconnect,
+};
+use tokio::sync::mpsc;
+
+/// Where instructions for one client's platform stream go.
+pub(crate) type PlatformOutbox = mpsc::Sender<Result<PlatformOutboundInstruction, tonic::Status>>;
 
 /// One connected application instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,11 +30,41 @@ pub struct ConnectedClient {
 pub struct ClientRegistry {
     /// By client stream id (client id + `.` + a random id, as Axon Server keys them).
     streams: Mutex<HashMap<String, ConnectedClient>>,
+    outboxes: Mutex<HashMap<String, PlatformOutbox>>,
 }
 
 impl ClientRegistry {
-    pub(crate) fn register(&self, stream_id: &str, client: ConnectedClient) {
+    pub(crate) fn register(
+        &self,
+        stream_id: &str,
+        client: ConnectedClient,
+        outbox: PlatformOutbox,
+    ) {
         self.lock().insert(stream_id.to_string(), client);
+        self.outboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stream_id.to_string(), outbox);
+    }
+
+    /// Asks every connected client to reconnect (through its routing servers, so it lands on
+    /// the node `GetPlatformServer` names now). Returns how many were asked.
+    pub(crate) fn request_reconnect_all(&self) -> usize {
+        let outboxes: Vec<PlatformOutbox> = self
+            .outboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let instruction = PlatformOutboundInstruction {
+            instruction_id: uuid::Uuid::new_v4().to_string(),
+            request: Some(Outbound::RequestReconnect(RequestReconnect {})),
+        };
+        outboxes
+            .iter()
+            .filter(|outbox| outbox.try_send(Ok(instruction.clone())).is_ok())
+            .count()
     }
 
     /// Keeps the latest report of a processor; false if the stream never registered.
@@ -42,6 +79,10 @@ impl ClientRegistry {
     }
 
     pub(crate) fn remove(&self, stream_id: &str) -> Option<ConnectedClient> {
+        self.outboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(stream_id);
         self.lock().remove(stream_id)
     }
 

@@ -4,11 +4,19 @@
 //! and answers the caller with the handler's `CommandResponse`. A handler that disconnects fails
 //! its in-flight commands at once (AXONIQ-4001) and its queued ones are routed again; commands not
 //! answered in time fail with AXONIQ-4002. "No handler" is an in-band response (AXONIQ-4000).
+//!
+//! In a cluster, each node announces its handlers to the others every second and on every
+//! change; a remote handler takes part in the same consistent hashing (the ring hashes client
+//! ids, so every node picks the same handler) and a command routed to it is forwarded over 8224
+//! to `dispatch_forwarded` on its node. A node that stops announcing loses its handlers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use myelin_protocol::cluster::{
+    AnnouncedCommand, AnnouncedHandler, ForwardedCommand, HandlerAnnouncement,
+};
 use myelin_protocol::grpc::command::CommandResponse;
 use myelin_protocol::grpc::{ErrorMessage, ProcessingKey};
 use myelin_protocol::wire::command::command_provider_inbound::Request as ToHandler;
@@ -19,7 +27,7 @@ use myelin_protocol::wire::InstructionAck;
 use myelin_protocol::{
     number_instruction, text_instruction, ErrorCode, RawCommand, RawCommandResponse,
 };
-use myelin_routing::{FlowQueue, HandlerId, HandlerRegistry, Offer, PendingRequests};
+use myelin_routing::{FlowQueue, HandlerId, HandlerInfo, HandlerRegistry, Offer, PendingRequests};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -31,6 +39,10 @@ use crate::node::Shared;
 
 /// Commands waiting for permits per handler (Axon Server's `command-queue-capacity-per-client`).
 const HANDLER_QUEUE_COMMANDS_MAX: usize = 10_000;
+/// How often a node announces its handlers to the others.
+const ANNOUNCE_EVERY_MS: u64 = 1000;
+/// A node that has not announced for this long has lost its handlers.
+const REMOTE_STALE_MS: u64 = 4000;
 
 type HandlerOutbox = mpsc::UnboundedSender<Result<CommandProviderInbound, Status>>;
 
@@ -40,18 +52,47 @@ pub struct CommandRouter {
     default_timeout: Duration,
     /// Bumped whenever a handler subscribes a command.
     registrations: watch::Sender<u64>,
+    /// Bumped whenever a local handler changes what it handles (for announcements).
+    local_changes: watch::Sender<u64>,
+    forwards: Mutex<Option<mpsc::UnboundedReceiver<Forward>>>,
 }
 
-#[derive(Default)]
 struct RouterState {
     registry: HandlerRegistry,
     handlers: HashMap<HandlerId, HandlerStream>,
     pending: PendingRequests<PendingCommand>,
+    /// Handlers announced by other nodes, by node id.
+    remote: HashMap<u64, RemoteNode>,
+    forwarder: mpsc::UnboundedSender<Forward>,
+}
+
+struct RemoteNode {
+    announced: Vec<AnnouncedHandler>,
+    handlers: Vec<HandlerId>,
+    last_seen: Instant,
 }
 
 struct HandlerStream {
-    outbox: HandlerOutbox,
+    sink: Sink,
     queue: FlowQueue<Routed>,
+}
+
+/// Where a handler's commands go.
+enum Sink {
+    /// A handler connected to this node.
+    Local(HandlerOutbox),
+    /// Handler `handler` (its id there) on node `node`.
+    Remote { node: u64, handler: u64 },
+}
+
+/// A command on its way to a handler on another node.
+struct Forward {
+    node: u64,
+    handler: u64,
+    id: String,
+    context: String,
+    timeout: Duration,
+    command: RawCommand,
 }
 
 /// A command with what routing needs to send it (again).
@@ -61,6 +102,7 @@ struct Routed {
     name: String,
     routing_key: String,
     priority: i64,
+    timeout: Duration,
     command: RawCommand,
 }
 
@@ -70,10 +112,19 @@ struct PendingCommand {
 
 impl CommandRouter {
     pub(crate) fn new(default_timeout: Duration) -> CommandRouter {
+        let (forwarder, forwards) = mpsc::unbounded_channel();
         CommandRouter {
-            state: Mutex::new(RouterState::default()),
+            state: Mutex::new(RouterState {
+                registry: HandlerRegistry::default(),
+                handlers: HashMap::new(),
+                pending: PendingRequests::default(),
+                remote: HashMap::new(),
+                forwarder,
+            }),
             default_timeout,
             registrations: watch::channel(0).0,
+            local_changes: watch::channel(0).0,
+            forwards: Mutex::new(Some(forwards)),
         }
     }
 
@@ -126,6 +177,15 @@ fn route(state: &mut RouterState, routed: Routed) -> Result<(), RawCommandRespon
             &message,
         ));
     };
+    route_to(state, handler, routed)
+}
+
+/// Hands `routed` to one handler: now if it has a permit, else in its queue.
+fn route_to(
+    state: &mut RouterState,
+    handler: HandlerId,
+    routed: Routed,
+) -> Result<(), RawCommandResponse> {
     let Some(stream) = state.handlers.get_mut(&handler) else {
         return Err(error_response(
             &routed.id,
@@ -137,7 +197,7 @@ fn route(state: &mut RouterState, routed: Routed) -> Result<(), RawCommandRespon
     let priority = routed.priority;
     match stream.queue.offer(routed, priority) {
         Offer::SendNow(routed) => {
-            send_command(&stream.outbox, routed.command);
+            send_command(&stream.sink, &state.forwarder, routed);
             Ok(())
         }
         Offer::Queued => Ok(()),
@@ -149,13 +209,27 @@ fn route(state: &mut RouterState, routed: Routed) -> Result<(), RawCommandRespon
     }
 }
 
-fn send_command(outbox: &HandlerOutbox, command: RawCommand) {
-    let message = CommandProviderInbound {
-        instruction_id: String::new(),
-        request: Some(ToHandler::Command(command)),
-    };
-    // A closed outbox means the stream is ending; its cleanup answers the command.
-    let _ = outbox.send(Ok(message));
+fn send_command(sink: &Sink, forwarder: &mpsc::UnboundedSender<Forward>, routed: Routed) {
+    match sink {
+        Sink::Local(outbox) => {
+            let message = CommandProviderInbound {
+                instruction_id: String::new(),
+                request: Some(ToHandler::Command(routed.command)),
+            };
+            // A closed outbox means the stream is ending; its cleanup answers the command.
+            let _ = outbox.send(Ok(message));
+        }
+        Sink::Remote { node, handler } => {
+            let _ = forwarder.send(Forward {
+                node: *node,
+                handler: *handler,
+                id: routed.id,
+                context: routed.context,
+                timeout: routed.timeout,
+                command: routed.command,
+            });
+        }
+    }
 }
 
 /// A `CommandResponse` carrying an Axon error, with `error_message` set (clients test for it).
@@ -226,7 +300,7 @@ impl CommandService for CommandServiceImpl {
             let mut state = router.lock();
             let id = state.registry.add_stream(&context);
             let stream = HandlerStream {
-                outbox: outbox.clone(),
+                sink: Sink::Local(outbox.clone()),
                 queue: FlowQueue::new(HANDLER_QUEUE_COMMANDS_MAX),
             };
             state.handlers.insert(id, stream);
@@ -273,47 +347,58 @@ impl CommandService for CommandServiceImpl {
                 .is_some()
         })
         .await;
-        let (reply, answer) = oneshot::channel();
-        {
-            let mut state = router.lock();
-            let pending = PendingCommand { reply };
-            if state
-                .pending
-                .insert(&id, None, Instant::now() + timeout, pending)
-                .is_err()
-            {
-                let message = format!("Command {id} is already being handled");
-                return Ok(Response::new(error_response(
-                    &id,
-                    ErrorCode::CommandDuplicated,
-                    &message,
-                )));
-            }
-            let routed = Routed {
-                id: id.clone(),
-                context,
-                name: header.name,
-                routing_key,
-                priority,
-                command,
-            };
-            if let Err(response) = route(&mut state, routed) {
-                state.pending.remove(&id);
-                return Ok(Response::new(response));
-            }
-        }
-        let _guard = PendingGuard {
-            router,
-            id: id.clone(),
+        let routed = Routed {
+            id,
+            context,
+            name: header.name,
+            routing_key,
+            priority,
+            timeout,
+            command,
         };
-        match answer.await {
-            Ok(response) => Ok(Response::new(response)),
-            Err(_) => Ok(Response::new(error_response(
-                &id,
-                ErrorCode::ConnectionToHandlerLost,
-                "The command's handler went away",
-            ))),
+        Ok(Response::new(run_command(router, routed, None).await))
+    }
+}
+
+/// Routes a command (to `handler` if given, else by its routing key) and waits for its answer.
+async fn run_command(
+    router: &CommandRouter,
+    routed: Routed,
+    handler: Option<HandlerId>,
+) -> RawCommandResponse {
+    let id = routed.id.clone();
+    let (reply, answer) = oneshot::channel();
+    {
+        let mut state = router.lock();
+        let pending = PendingCommand { reply };
+        if state
+            .pending
+            .insert(&id, None, Instant::now() + routed.timeout, pending)
+            .is_err()
+        {
+            let message = format!("Command {id} is already being handled");
+            return error_response(&id, ErrorCode::CommandDuplicated, &message);
         }
+        let routed = match handler {
+            Some(handler) => route_to(&mut state, handler, routed),
+            None => route(&mut state, routed),
+        };
+        if let Err(response) = routed {
+            state.pending.remove(&id);
+            return response;
+        }
+    }
+    let _guard = PendingGuard {
+        router,
+        id: id.clone(),
+    };
+    match answer.await {
+        Ok(response) => response,
+        Err(_) => error_response(
+            &id,
+            ErrorCode::ConnectionToHandlerLost,
+            "The command's handler went away",
+        ),
     }
 }
 
@@ -353,9 +438,10 @@ fn handle_from_handler(
         Some(FromHandler::FlowControl(flow)) => {
             let mut state = router.lock();
             state.registry.identify(handler, &flow.client_id, "");
+            let state = &mut *state;
             if let Some(stream) = state.handlers.get_mut(&handler) {
                 for routed in stream.queue.grant(u64::try_from(flow.permits).unwrap_or(0)) {
-                    send_command(&stream.outbox, routed.command);
+                    send_command(&stream.sink, &state.forwarder, routed);
                 }
             }
         }
@@ -371,6 +457,9 @@ fn handle_from_handler(
     }
     if !message.instruction_id.is_empty() {
         let _ = outbox.send(Ok(ack(message.instruction_id)));
+    }
+    if !changes.is_empty() {
+        router.local_changes.send_modify(|n| *n += 1);
     }
     shared.topology.publish(&changes);
 }
@@ -410,6 +499,7 @@ fn remove_handler(shared: &Shared, handler: HandlerId) {
     };
     if let Some(info) = changes.first().map(|c| c.handler.client_id.clone()) {
         tracing::info!(client = %info, "command handler disconnected");
+        router.local_changes.send_modify(|n| *n += 1);
     }
     shared.topology.publish(&changes);
 }
@@ -419,8 +509,291 @@ pub(crate) async fn run_timeouts(shared: Arc<Shared>) {
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
-            _ = ticker.tick() => shared.commands.expire(Instant::now()),
+            _ = ticker.tick() => {
+                shared.commands.expire(Instant::now());
+                forget_stale_nodes(&shared);
+            }
             _ = shared.shutdown.cancelled() => return,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers on other nodes
+
+/// Runs a command forwarded by another node on the local handler it names.
+pub(crate) async fn dispatch_forwarded(
+    shared: &Shared,
+    forwarded: ForwardedCommand,
+) -> Result<RawCommandResponse, Status> {
+    let command = forwarded
+        .command
+        .ok_or_else(|| Status::invalid_argument("forwarded command without a command"))?;
+    let handler = forwarded
+        .handler
+        .parse()
+        .map(HandlerId)
+        .map_err(|_| Status::invalid_argument("bad handler id"))?;
+    let header = command
+        .header()
+        .map_err(|e| Status::invalid_argument(format!("the command does not decode: {e}")))?;
+    let instructions = &header.processing_instructions;
+    let timeout = number_instruction(instructions, ProcessingKey::Timeout)
+        .filter(|ms| *ms > 0)
+        .map_or(shared.commands.default_timeout, |ms| {
+            Duration::from_millis(ms as u64)
+        });
+    let routed = Routed {
+        id: header.message_identifier.clone(),
+        context: forwarded.context,
+        name: header.name.clone(),
+        routing_key: String::new(),
+        priority: number_instruction(instructions, ProcessingKey::Priority).unwrap_or(0),
+        timeout,
+        command,
+    };
+    if !matches!(
+        shared
+            .commands
+            .lock()
+            .handlers
+            .get(&handler)
+            .map(|h| &h.sink),
+        Some(Sink::Local(_))
+    ) {
+        return Ok(error_response(
+            &routed.id,
+            ErrorCode::ConnectionToHandlerLost,
+            "The command's handler is no longer connected to this node",
+        ));
+    }
+    Ok(run_command(&shared.commands, routed, Some(handler)).await)
+}
+
+/// Replaces what is known of another node's handlers with its announcement.
+pub(crate) fn remote_handlers(shared: &Shared, announcement: HandlerAnnouncement) {
+    let Some(node) = announcement.from.as_ref().map(|f| f.id) else {
+        return;
+    };
+    let router = &shared.commands;
+    let old = {
+        let mut state = router.lock();
+        match state.remote.get_mut(&node) {
+            Some(known) if known.announced == announcement.handlers => {
+                known.last_seen = Instant::now();
+                return;
+            }
+            _ => state
+                .remote
+                .remove(&node)
+                .map(|r| r.handlers)
+                .unwrap_or_default(),
+        }
+    };
+    for id in old {
+        remove_handler(shared, id);
+    }
+    let mut changes = Vec::new();
+    {
+        let mut state = router.lock();
+        let mut ids = Vec::new();
+        for announced in &announcement.handlers {
+            let Ok(remote_id) = announced.handler.parse::<u64>() else {
+                continue;
+            };
+            let id = state.registry.add_handler(HandlerInfo {
+                context: announced.context.clone(),
+                client_id: announced.client_id.clone(),
+                component: announced.component_name.clone(),
+                client_stream_id: format!("{}.{node}.{remote_id}", announced.client_id),
+            });
+            let mut queue = FlowQueue::new(HANDLER_QUEUE_COMMANDS_MAX);
+            // The remote node applies the handler's own flow control.
+            let _ = queue.grant(u64::MAX / 2);
+            state.handlers.insert(
+                id,
+                HandlerStream {
+                    sink: Sink::Remote {
+                        node,
+                        handler: remote_id,
+                    },
+                    queue,
+                },
+            );
+            for command in &announced.commands {
+                let load_factor = u32::try_from(command.load_factor).unwrap_or(0);
+                changes.extend(
+                    state
+                        .registry
+                        .subscribe_command(id, &command.name, load_factor),
+                );
+            }
+            ids.push(id);
+        }
+        tracing::info!(
+            node,
+            handlers = ids.len(),
+            "command handlers of another node updated"
+        );
+        state.remote.insert(
+            node,
+            RemoteNode {
+                announced: announcement.handlers,
+                handlers: ids,
+                last_seen: Instant::now(),
+            },
+        );
+    }
+    router.registrations.send_modify(|n| *n += 1);
+    shared.topology.publish(&changes);
+}
+
+/// Drops the handlers of nodes that stopped announcing them.
+fn forget_stale_nodes(shared: &Shared) {
+    let stale: Vec<(u64, Vec<HandlerId>)> = {
+        let mut state = shared.commands.lock();
+        let cutoff = Duration::from_millis(REMOTE_STALE_MS);
+        let nodes: Vec<u64> = state
+            .remote
+            .iter()
+            .filter(|(_, r)| r.last_seen.elapsed() > cutoff)
+            .map(|(id, _)| *id)
+            .collect();
+        nodes
+            .into_iter()
+            .filter_map(|id| state.remote.remove(&id).map(|r| (id, r.handlers)))
+            .collect()
+    };
+    for (node, handlers) in stale {
+        tracing::info!(
+            node,
+            "node stopped announcing; its command handlers are gone"
+        );
+        for id in handlers {
+            remove_handler(shared, id);
+        }
+    }
+}
+
+/// This node's own handlers, as announced to the others.
+fn local_announcement(shared: &Shared) -> HandlerAnnouncement {
+    let state = shared.commands.lock();
+    let mut handlers: Vec<AnnouncedHandler> = state
+        .handlers
+        .iter()
+        .filter(|(_, h)| matches!(h.sink, Sink::Local(_)))
+        .filter_map(|(id, _)| {
+            let info = state.registry.info(*id)?;
+            let commands: Vec<AnnouncedCommand> = state
+                .registry
+                .commands_of(*id)
+                .into_iter()
+                .map(|(name, load_factor)| AnnouncedCommand {
+                    name,
+                    load_factor: i32::try_from(load_factor).unwrap_or(i32::MAX),
+                })
+                .collect();
+            (!commands.is_empty()).then(|| AnnouncedHandler {
+                handler: id.0.to_string(),
+                context: info.context.clone(),
+                client_id: info.client_id.clone(),
+                component_name: info.component.clone(),
+                commands,
+                queries: Vec::new(),
+            })
+        })
+        .collect();
+    handlers.sort_by(|a, b| a.handler.cmp(&b.handler));
+    HandlerAnnouncement {
+        from: Some(shared.cluster.me.clone()),
+        handlers,
+    }
+}
+
+/// Announces this node's handlers to every other known node, every second and on each change.
+pub(crate) async fn run_announcer(shared: Arc<Shared>) {
+    let mut changes = shared.commands.local_changes.subscribe();
+    let mut ticker = tokio::time::interval(Duration::from_millis(ANNOUNCE_EVERY_MS));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = changes.changed() => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        let peers: Vec<u64> = shared
+            .cluster
+            .known_nodes()
+            .iter()
+            .map(|n| n.id)
+            .filter(|id| *id != shared.cluster.me.id)
+            .collect();
+        if peers.is_empty() {
+            continue;
+        }
+        let announcement = local_announcement(&shared);
+        for peer in peers {
+            let Some(mut client) = shared.cluster.client(peer) else {
+                continue;
+            };
+            let request = shared.cluster.request(announcement.clone());
+            tokio::spawn(async move {
+                if let Err(status) = client.announce_handlers(request).await {
+                    tracing::debug!(peer, "handler announcement not delivered: {status}");
+                }
+            });
+        }
+    }
+}
+
+/// Sends commands routed to other nodes' handlers, each in its own task.
+pub(crate) async fn run_forwarder(shared: Arc<Shared>) {
+    let receiver = shared
+        .commands
+        .forwards
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    let Some(mut forwards) = receiver else {
+        return;
+    };
+    loop {
+        let forward = tokio::select! {
+            forward = forwards.recv() => forward,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let Some(forward) = forward else { return };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let id = forward.id.clone();
+            let response = match shared.cluster.client(forward.node) {
+                Some(mut client) => {
+                    let mut request = shared.cluster.request(ForwardedCommand {
+                        handler: forward.handler.to_string(),
+                        context: forward.context,
+                        command: Some(forward.command),
+                    });
+                    request.set_timeout(forward.timeout);
+                    match client.dispatch_command(request).await {
+                        Ok(response) => response.into_inner(),
+                        Err(status) => error_response(
+                            &id,
+                            ErrorCode::ConnectionToHandlerLost,
+                            &format!(
+                                "Forwarding the command to its handler's node failed: {}",
+                                status.message()
+                            ),
+                        ),
+                    }
+                }
+                None => error_response(
+                    &id,
+                    ErrorCode::ConnectionToHandlerLost,
+                    "The node of the command's handler is not reachable",
+                ),
+            };
+            if let Some(pending) = shared.commands.lock().pending.remove(&id) {
+                let _ = pending.reply.send(response);
+            }
+        });
     }
 }

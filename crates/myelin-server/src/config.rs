@@ -64,6 +64,19 @@ pub struct NodeConfig {
     pub min_keep_alive_time_ms: u64,
     /// `axoniq.axonserver.default-command-timeout`
     pub default_command_timeout_ms: u64,
+    /// `axoniq.axonserver.internal-hostname`; empty means `hostname`.
+    pub internal_hostname: Option<String>,
+    /// `axoniq.axonserver.autocluster.first`: the internal `host[:port]` of the node that creates
+    /// the cluster; empty means this node runs alone.
+    pub autocluster_first: Option<String>,
+    /// `axoniq.axonserver.autocluster.contexts`
+    pub autocluster_contexts: Vec<String>,
+    /// `axoniq.axonserver.accesscontrol.internal-token`
+    pub internal_token: Option<String>,
+    /// `axoniq.axonserver.replication.wait-for-leader-timeout`
+    pub wait_for_leader_timeout_ms: u64,
+    /// `axoniq.axonserver.replication.log-keep-entries`
+    pub log_keep_entries: u64,
 }
 
 impl Default for NodeConfig {
@@ -82,6 +95,12 @@ impl Default for NodeConfig {
             access_control_admin_token: None,
             min_keep_alive_time_ms: 1000,
             default_command_timeout_ms: 300_000,
+            internal_hostname: None,
+            autocluster_first: None,
+            autocluster_contexts: vec!["_admin".to_string(), "default".to_string()],
+            internal_token: None,
+            wait_for_leader_timeout_ms: 5000,
+            log_keep_entries: 20_000,
         }
     }
 }
@@ -276,6 +295,64 @@ static CONFIG_KEYS: &[ConfigKey] = &[
                 .clone()
                 .unwrap_or_default()
         },
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.internal-hostname",
+        doc: "Host name that other nodes use to reach this one on the internal port; empty means hostname.",
+        set: |config, value| {
+            config.internal_hostname = parse_optional_text(value);
+            Ok(())
+        },
+        render: |config| config.internal_hostname.clone().unwrap_or_default(),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.autocluster.first",
+        doc: "Internal host[:port] of the node that creates the cluster; the others join it. Empty: run alone.",
+        set: |config, value| {
+            config.autocluster_first = parse_optional_text(value);
+            Ok(())
+        },
+        render: |config| config.autocluster_first.clone().unwrap_or_default(),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.autocluster.contexts",
+        doc: "Contexts the first node creates (comma-separated); all of them share one replication group.",
+        set: |config, value| {
+            config.autocluster_contexts = value
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect();
+            Ok(())
+        },
+        render: |config| config.autocluster_contexts.join(","),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.accesscontrol.internal-token",
+        doc: "Token nodes present to each other on the internal port; the same on every node.",
+        set: |config, value| {
+            config.internal_token = parse_optional_text(value);
+            Ok(())
+        },
+        render: |config| config.internal_token.clone().unwrap_or_default(),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.replication.wait-for-leader-timeout",
+        doc: "How long a write waits for a leader before it fails with AXONIQ-2100, in milliseconds.",
+        set: |config, value| parse_millis(value).map(|ms| config.wait_for_leader_timeout_ms = ms),
+        render: |config| config.wait_for_leader_timeout_ms.to_string(),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.replication.log-keep-entries",
+        doc: "Raft log entries kept after they are applied, so a lagging node catches up without a snapshot (Myelin).",
+        set: |config, value| {
+            value
+                .parse()
+                .map(|n| config.log_keep_entries = n)
+                .map_err(|_| "a number of entries")
+        },
+        render: |config| config.log_keep_entries.to_string(),
     },
 ];
 

@@ -5,6 +5,7 @@
 mod admin;
 pub mod api_error;
 pub mod clients;
+mod cluster;
 mod commands;
 pub mod config;
 mod event_store;
@@ -18,4 +19,5 @@ mod queries;
 mod scheduler;
 mod topology;
 
-pub use node::{start, Listeners, NodeHandle, StartError};
+pub use cluster::LinkFilter;
+pub use node::{start, start_with, Listeners, NodeHandle, StartError, StartOptions};

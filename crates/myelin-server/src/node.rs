@@ -1,5 +1,6 @@
-//! A Myelin node: `Node::start` opens storage, starts the replication group, and serves gRPC (8124)
-//! and HTTP (8024) on listeners the caller bound — the CLI and the tests start nodes the same way.
+//! A Myelin node: `start` opens storage, starts the replication group, and serves gRPC (8124),
+//! HTTP (8024) and the cluster port (8224) on listeners the caller bound — the CLI and the tests
+//! start nodes the same way.
 //! `NodeHandle::shutdown` stops accepting, ends open streams, drains the group and closes RocksDB.
 
 use std::net::SocketAddr;
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use myelin_protocol::cluster::cluster_server::ClusterServer;
 use myelin_protocol::log::{log_command::Command, LogCommand};
 use myelin_protocol::wire::admin::event_processor_admin_service_server::EventProcessorAdminServiceServer;
 use myelin_protocol::wire::command::command_service_server::CommandServiceServer;
@@ -26,19 +28,18 @@ use tonic::transport::server::TcpIncoming;
 use crate::admin::ProcessorAdmin;
 use crate::api_error::ApiError;
 use crate::clients::ClientRegistry;
+use crate::cluster::{self, Cluster, ClusterService, GrpcTransport, LinkFilter, TransportHandle};
 use crate::commands::{self, CommandRouter, CommandServiceImpl};
 use crate::config::NodeConfig;
 use crate::event_store::EventStoreService;
 use crate::gateway::{GatewayLayer, GatewayRules};
-use crate::platform::Platform;
+use crate::platform::{self, Platform};
 use crate::queries::{self, QueryRouter, QueryServiceImpl};
 use crate::scheduler::{self, SchedulerService};
 use crate::topology::TopologyWatchers;
 
-/// The replication group that holds every context on a single node.
+/// The replication group that holds every context (and the cluster's address book).
 const DEFAULT_GROUP_ID: u32 = 0;
-/// This node's raft id while it runs alone.
-const SINGLE_NODE_ID: u64 = 1;
 /// How long shutdown waits for open calls to finish before it cuts them.
 const SHUTDOWN_DRAIN_MS: u64 = 5000;
 
@@ -46,6 +47,7 @@ const SHUTDOWN_DRAIN_MS: u64 = 5000;
 pub struct Listeners {
     pub grpc: TcpListener,
     pub http: TcpListener,
+    pub internal: TcpListener,
 }
 
 impl Listeners {
@@ -54,8 +56,16 @@ impl Listeners {
         Ok(Listeners {
             grpc: TcpListener::bind(("0.0.0.0", config.grpc_port)).await?,
             http: TcpListener::bind(("0.0.0.0", config.http_port)).await?,
+            internal: TcpListener::bind(("0.0.0.0", config.internal_port)).await?,
         })
     }
+}
+
+/// Start-up choices that are not configuration.
+#[derive(Default)]
+pub struct StartOptions {
+    /// Cuts links between nodes (tests of partitions); `None` lets all traffic through.
+    pub link_filter: Option<LinkFilter>,
 }
 
 /// How this node presents itself to clients.
@@ -72,7 +82,10 @@ pub(crate) struct Shared {
     pub data_dir: String,
     pub max_message_size_bytes: usize,
     pub store: Arc<Store>,
-    pub group: ReplicationGroup,
+    pub group: Arc<ReplicationGroup>,
+    pub cluster: Arc<Cluster>,
+    /// Where raft snapshot checkpoints are written and received.
+    pub checkpoint_dir: PathBuf,
     pub clients: Arc<ClientRegistry>,
     pub commands: Arc<CommandRouter>,
     pub queries: QueryRouter,
@@ -120,13 +133,24 @@ pub struct NodeHandle {
     shared: Arc<Shared>,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
+    internal_addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
 }
 
 /// Starts a node with `config` on `listeners`.
 pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandle, StartError> {
+    start_with(config, listeners, StartOptions::default()).await
+}
+
+/// Starts a node with `config` on `listeners`, with test hooks.
+pub async fn start_with(
+    config: NodeConfig,
+    listeners: Listeners,
+    options: StartOptions,
+) -> Result<NodeHandle, StartError> {
     let grpc_addr = listeners.grpc.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
+    let internal_addr = listeners.internal.local_addr()?;
     let data_dir = config.event_storage.display().to_string();
     tracing::info!(events = %data_dir, snapshots = %config.snapshot_storage.display(), "opening storage");
     let store = Store::open(&config.event_storage, &config.snapshot_storage).map_err(|source| {
@@ -136,12 +160,42 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
         }
     })?;
     let store = Arc::new(store);
-    tracing::info!("starting replication group {DEFAULT_GROUP_ID}");
-    let group = ReplicationGroup::start(
-        store.clone(),
-        GroupConfig::single_node(DEFAULT_GROUP_ID, SINGLE_NODE_ID),
-    )?;
-    if !group.wait_for_leader(Duration::from_secs(10)).await {
+    let node_id = store
+        .local_node_id()
+        .map_err(|source| StartError::Storage {
+            path: data_dir.clone(),
+            source,
+        })?;
+    let cluster = Arc::new(Cluster::new(
+        &config,
+        node_id,
+        (grpc_addr.port(), http_addr.port(), internal_addr.port()),
+        options.link_filter,
+    ));
+    cluster.learn_address_book(&store);
+    let alone = config.autocluster_first.is_none();
+    let checkpoint_dir = config.event_storage.join("checkpoints");
+    let transport = GrpcTransport::new(cluster.clone(), tokio::runtime::Handle::current());
+    let mut group_config =
+        GroupConfig::single_node(DEFAULT_GROUP_ID, node_id, checkpoint_dir.clone());
+    group_config.initial_voters = if cluster.creates_cluster() {
+        vec![node_id]
+    } else {
+        Vec::new()
+    };
+    group_config.wait_for_leader_ms = config.wait_for_leader_timeout_ms;
+    group_config.log_keep_entries = config.log_keep_entries;
+    group_config.transport = Arc::new(TransportHandle(transport.clone()));
+    tracing::info!(
+        node = %config.name,
+        id = node_id,
+        internal = %cluster.me.internal_address,
+        creates_cluster = cluster.creates_cluster(),
+        "starting replication group {DEFAULT_GROUP_ID}"
+    );
+    let group = Arc::new(ReplicationGroup::start(store.clone(), group_config)?);
+    transport.attach(&group);
+    if alone && !group.wait_for_leader(Duration::from_secs(10)).await {
         tracing::warn!(
             "replication group {DEFAULT_GROUP_ID} has no leader yet; appends wait for one"
         );
@@ -173,6 +227,8 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
         max_message_size_bytes: config.max_message_size_bytes,
         store,
         group,
+        cluster,
+        checkpoint_dir,
         clients: Arc::new(ClientRegistry::default()),
         commands: Arc::new(CommandRouter::new(Duration::from_millis(
             config.default_command_timeout_ms,
@@ -240,7 +296,30 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
     });
     tracing::info!("HTTP (actuator) listening on {http_addr}");
 
+    let shutdown = shared.shutdown.clone();
+    let internal = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(5)))
+        .add_service(
+            ClusterServer::new(ClusterService::new(shared.clone()))
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listeners.internal).with_nodelay(Some(true)),
+            async move { shutdown.cancelled().await },
+        );
+    let internal_task = tokio::spawn(async move {
+        if let Err(e) = internal.await {
+            tracing::error!("cluster server failed: {e}");
+        }
+    });
+    tracing::info!("cluster traffic listening on {internal_addr}");
+
     let publisher = tokio::spawn(scheduler::run_publisher(shared.clone()));
+    let membership = tokio::spawn(cluster::run_membership(shared.clone()));
+    let announcer = tokio::spawn(commands::run_announcer(shared.clone()));
+    let forwarder = tokio::spawn(commands::run_forwarder(shared.clone()));
+    let reconnects = tokio::spawn(platform::run_leader_watch(shared.clone()));
     let command_timeouts = tokio::spawn(commands::run_timeouts(shared.clone()));
     let query_timeouts = tokio::spawn(queries::run_timeouts(shared.clone()));
     tracing::info!(node = %config.name, "node started");
@@ -248,9 +327,15 @@ pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<NodeHandl
         shared,
         grpc_addr,
         http_addr,
+        internal_addr,
         tasks: vec![
             grpc_task,
             http_task,
+            internal_task,
+            membership,
+            announcer,
+            forwarder,
+            reconnects,
             publisher,
             command_timeouts,
             query_timeouts,
@@ -265,6 +350,20 @@ impl NodeHandle {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    pub fn internal_addr(&self) -> SocketAddr {
+        self.internal_addr
+    }
+
+    /// This node's raft id.
+    pub fn node_id(&self) -> u64 {
+        self.shared.cluster.me.id
+    }
+
+    /// The group's state as this node sees it.
+    pub fn raft_status(&self) -> myelin_replication::GroupStatus {
+        self.shared.group.status().borrow().clone()
     }
 
     /// The applications connected to this node.

@@ -1,6 +1,7 @@
-//! `PlatformService` on 8124: where an application starts. `GetPlatformServer` tells it to stay on
-//! this connection; `OpenStream` is its instruction stream: registration, heartbeats and processor
-//! reports come in; acknowledgements (for every message that carries an `instruction_id`) go out.
+//! `PlatformService` on 8124: where an application starts. `GetPlatformServer` names the leader's
+//! node (or this one, when it leads or no leader is known); `OpenStream` is the instruction stream:
+//! registration, heartbeats and processor reports come in; acknowledgements (for every message
+//! that carries an `instruction_id`) go out, and `RequestReconnect` when leadership moves away.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,6 +45,24 @@ impl PlatformService for Platform {
         let context = call_context(&request)?;
         let client = request.into_inner();
         tracing::debug!(client = %client.client_id, component = %client.component_name, context = %context.context, "platform server requested");
+        let status = self.shared.group.status().borrow().clone();
+        let leader = status
+            .leader_id
+            .filter(|id| *id != self.shared.cluster.me.id)
+            .and_then(|id| self.shared.cluster.node(id));
+        if let Some(leader) = leader {
+            tracing::debug!(leader = %leader.name, "client sent to the leader's node");
+            return Ok(Response::new(PlatformInfo {
+                primary: Some(NodeInfo {
+                    host_name: leader.hostname,
+                    grpc_port: i32::try_from(leader.grpc_port).unwrap_or(0),
+                    http_port: i32::try_from(leader.http_port).unwrap_or(0),
+                    version: 0,
+                    node_name: leader.name,
+                }),
+                same_connection: false,
+            }));
+        }
         let advertised = &self.shared.advertised;
         Ok(Response::new(PlatformInfo {
             primary: Some(NodeInfo {
@@ -98,6 +117,7 @@ impl PlatformService for Platform {
                                 tags: client.tags,
                                 processors: BTreeMap::new(),
                             },
+                            outbound.clone(),
                         );
                         if let Some(previous) = stream_id.replace(id) {
                             shared.clients.remove(&previous);
@@ -140,6 +160,32 @@ impl PlatformService for Platform {
             }
         });
         Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+/// Sends `RequestReconnect` to this node's clients whenever another node becomes the leader, so
+/// applications follow the leader (where appends are not forwarded).
+pub(crate) async fn run_leader_watch(shared: Arc<Shared>) {
+    let mut status = shared.group.status();
+    let mut leader = status.borrow().leader_id;
+    loop {
+        tokio::select! {
+            changed = status.wait_for(|s| s.leader_id.is_some() && s.leader_id != leader) => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = shared.shutdown.cancelled() => return,
+        }
+        let new_leader = status.borrow().leader_id;
+        let elsewhere = new_leader.is_some_and(|id| id != shared.cluster.me.id);
+        if leader.is_some() && elsewhere {
+            let asked = shared.clients.request_reconnect_all();
+            if asked > 0 {
+                tracing::info!(leader = ?new_leader, clients = asked, "leadership moved to another node; clients asked to reconnect");
+            }
+        }
+        leader = new_leader;
     }
 }
 

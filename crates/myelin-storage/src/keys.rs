@@ -90,6 +90,25 @@ pub(crate) fn raft_state_key(group: u32, tag: u8) -> [u8; 5] {
     k
 }
 
+/// The pseudo-context of cluster-wide keys in the meta family (the address book).
+const CLUSTER_PREFIX: ContextId = u32::MAX;
+
+/// `node/<id>` of the cluster pseudo-context: one node's encoded addresses.
+pub(crate) fn cluster_node_key(node_id: u64) -> Vec<u8> {
+    let mut k = cluster_node_prefix();
+    k.extend_from_slice(&node_id.to_be_bytes());
+    k
+}
+
+pub(crate) fn cluster_node_prefix() -> Vec<u8> {
+    meta_key(CLUSTER_PREFIX, "node/")
+}
+
+/// Keys of this node only, in the raft family (never part of a raft snapshot).
+pub(crate) const LOCAL_NODE_ID: &[u8] = b"local/node_id";
+/// Present while a raft snapshot is being installed; found at start-up, the install was cut short.
+pub(crate) const LOCAL_INSTALLING: &[u8] = b"local/installing";
+
 pub(crate) const RAFT_HARD_STATE: u8 = b'h';
 pub(crate) const RAFT_CONF_STATE: u8 = b'c';
 pub(crate) const RAFT_APPLIED: u8 = b'a';

@@ -5,12 +5,14 @@
 //! every node reaches the same state from the same log. Knows nothing of Raft or gRPC; the
 //! replication crate above drives it, the server reads from it.
 
+mod cluster;
 mod error;
 mod keys;
 mod outcome;
 mod raft_log;
 mod store;
 
+pub use cluster::InstalledRaftState;
 pub use error::StorageError;
 pub use outcome::{ApplyOutcome, Rejection};
 pub use raft_log::RaftLogState;

@@ -25,10 +25,10 @@ use crate::outcome::{ApplyOutcome, Rejection};
 pub const DEFAULT_CONTEXT: &str = "default";
 
 pub(crate) const CF_RAFT: &str = "raft";
-const CF_EVENTS: &str = "events";
-const CF_AGGREGATES: &str = "aggregates";
-const CF_SNAPSHOTS: &str = "snapshots";
-const CF_META: &str = "meta";
+pub(crate) const CF_EVENTS: &str = "events";
+pub(crate) const CF_AGGREGATES: &str = "aggregates";
+pub(crate) const CF_SNAPSHOTS: &str = "snapshots";
+pub(crate) const CF_META: &str = "meta";
 
 /// Field number of `Event.timestamp`, used to restamp a scheduled event at publication.
 const EVENT_TIMESTAMP_FIELD: u32 = 5;
@@ -101,6 +101,21 @@ impl Store {
         Ok(store)
     }
 
+    /// Re-reads each context's next token (after a raft snapshot replaced the data).
+    pub(crate) fn reload_contexts(&self) -> Result<(), StorageError> {
+        for context in self.contexts.values() {
+            let next = match self
+                .db
+                .get_cf(self.cf(CF_META), keys::meta_key(context.id, "next_token"))?
+            {
+                Some(bytes) => decode_u64(&bytes, "next token")?,
+                None => 0,
+            };
+            context.next_token.store(next, Ordering::Release);
+        }
+        Ok(())
+    }
+
     fn load_context(&mut self, name: &str, id: ContextId) -> Result<(), StorageError> {
         let next_token = match self
             .db
@@ -139,7 +154,12 @@ impl Store {
         }
     }
 
-    fn snapshot_cf(&self) -> (&DB, &ColumnFamily) {
+    /// The separate snapshot database, if `snapshot.storage` names one.
+    pub(crate) fn separate_snapshot_db(&self) -> Option<&DB> {
+        self.snapshot_db.as_ref()
+    }
+
+    pub(crate) fn snapshot_cf(&self) -> (&DB, &ColumnFamily) {
         let db = self.snapshot_db.as_ref().unwrap_or(&self.db);
         match db.cf_handle(CF_SNAPSHOTS) {
             Some(cf) => (db, cf),
@@ -213,6 +233,14 @@ impl Store {
         token_update: &mut Option<(Arc<Context>, u64)>,
     ) -> Result<ApplyOutcome, StorageError> {
         let name = match &command {
+            Command::RegisterNode(register) => {
+                batch.put_cf(
+                    self.cf(CF_META),
+                    keys::cluster_node_key(register.node_id),
+                    &register.info,
+                );
+                return Ok(ApplyOutcome::Noop);
+            }
             Command::AppendEvents(c) => &c.context,
             Command::AppendSnapshot(c) => &c.context,
             Command::ScheduleEvent(c) => &c.context,
@@ -254,6 +282,7 @@ impl Store {
                     .is_some();
                 Ok(ApplyOutcome::Cancelled { existed })
             }
+            Command::RegisterNode(_) => Ok(ApplyOutcome::Noop),
             Command::PublishScheduled(publish) => {
                 let Some(record) =
                     self.remove_schedule(&context, &publish.schedule_token, batch)?
@@ -606,7 +635,7 @@ impl Store {
     }
 }
 
-fn decode_u64(bytes: &[u8], what: &'static str) -> Result<u64, StorageError> {
+pub(crate) fn decode_u64(bytes: &[u8], what: &'static str) -> Result<u64, StorageError> {
     let raw: [u8; 8] = bytes
         .try_into()
         .map_err(|_| StorageError::corrupt(what, format!("{} bytes, expected 8", bytes.len())))?;

@@ -1,6 +1,12 @@
 //! Helpers for Myelin's tests and benchmarks: `TestNode` runs a node in-process on loopback
 //! listeners bound before it starts (no port races) over a temporary data directory, and can be
-//! restarted on the same data; `AxonClient` is a set of tonic clients that send Axon's headers.
+//! restarted on the same data; `TestCluster` runs three such nodes as a raft cluster on fixed
+//! loopback ports, with links that tests can cut; `AxonClient` is a set of tonic clients that send
+//! Axon's headers.
+
+mod cluster;
+
+pub use cluster::TestCluster;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -126,6 +132,7 @@ async fn launch(config: NodeConfig) -> NodeHandle {
     let listeners = Listeners {
         grpc: bind().await,
         http: bind().await,
+        internal: bind().await,
     };
     match myelin_server::start(config, listeners).await {
         Ok(handle) => handle,
