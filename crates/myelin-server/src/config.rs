@@ -808,7 +808,7 @@ mod tests {
         for key in documented_keys() {
             assert!(seen.insert(key.property), "duplicate {}", key.property);
         }
-        assert_eq!(seen.len(), 13);
+        assert_eq!(seen.len(), 19);
         // A setter wired to the wrong field would leave this key's rendering unchanged.
         let changed = [
             ("axoniq.axonserver.name", "other"),
@@ -824,6 +824,24 @@ mod tests {
             (ACCESS_CONTROL_ADMIN_TOKEN, "admin-secret"),
             ("axoniq.axonserver.min-keep-alive-time", "500"),
             ("axoniq.axonserver.default-command-timeout", "60000"),
+            (
+                "axoniq.axonserver.internal-hostname",
+                "myelin-0.myelin-headless",
+            ),
+            (
+                "axoniq.axonserver.autocluster.first",
+                "myelin-0.myelin-headless:8224",
+            ),
+            ("axoniq.axonserver.autocluster.contexts", "default"),
+            (
+                "axoniq.axonserver.accesscontrol.internal-token",
+                "peer-secret",
+            ),
+            (
+                "axoniq.axonserver.replication.wait-for-leader-timeout",
+                "2500",
+            ),
+            ("axoniq.axonserver.replication.log-keep-entries", "100"),
         ];
         for (property, value) in changed {
             let key = find_key(property).unwrap();
@@ -831,6 +849,26 @@ mod tests {
             (key.set)(&mut config, value).unwrap();
             assert_eq!((key.render)(&config), value, "{property}");
         }
+    }
+
+    #[test]
+    fn autocluster_comes_from_the_statefulset_environment() {
+        let (config, warnings) = from_env(&[
+            (
+                "AXONIQ_AXONSERVER_AUTOCLUSTER_FIRST",
+                "myelin-0.myelin-headless",
+            ),
+            ("AXONIQ_AXONSERVER_AUTOCLUSTER_CONTEXTS", "_admin, default"),
+            ("AXONIQ_AXONSERVER_ACCESSCONTROL_INTERNALTOKEN", "t0k3n"),
+        ])
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            config.autocluster_first.as_deref(),
+            Some("myelin-0.myelin-headless")
+        );
+        assert_eq!(config.autocluster_contexts, ["_admin", "default"]);
+        assert_eq!(config.internal_token.as_deref(), Some("t0k3n"));
     }
 
     #[test]
