@@ -2,9 +2,6 @@
 //! minority, rolling restarts, a wiped node rebuilt from a snapshot, commands across nodes, client
 //! redirection and the internal token. Each failure test prints what it checked.
 
-#[allow(dead_code, unused_imports)]
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,10 +10,12 @@ use std::time::Duration;
 use myelin_protocol::cluster::cluster_client::ClusterClient;
 use myelin_protocol::cluster::RaftBatch;
 use myelin_protocol::grpc::control::ClientIdentification;
-use myelin_protocol::grpc::event::Event;
+use myelin_protocol::grpc::event::{Event, GetEventsRequest};
 use myelin_testkit::{AxonClient, TestCluster};
-use support::handlers::{command, payload, text, CommandHandler};
-use support::*;
+use myelin_tests::handlers::{
+    answer_all, ask, command, payload, query, text, CommandHandler, QueryHandler,
+};
+use myelin_tests::*;
 
 const CLUSTER_TEST_TIMEOUT: Duration = Duration::from_secs(150);
 
@@ -377,6 +376,96 @@ async fn c06_a_command_dispatched_through_one_node_reaches_a_handler_on_another(
             .into_inner();
         assert_eq!(answer.error_code, "", "{answer:?}");
         assert_eq!(text(&answer.payload), "charged");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn c08_a_query_through_one_node_gathers_answers_from_handlers_on_the_others() {
+    bounded(async {
+        let cluster = TestCluster::start(3, |_, _| {}).await;
+        let on_one = cluster.client(1).await;
+        let on_two = cluster.client(2).await;
+        let _orders =
+            answer_all(QueryHandler::connect(&on_one, "o1", "orders", &["Find"], 100).await);
+        let _billing =
+            answer_all(QueryHandler::connect(&on_two, "b1", "billing", &["Find"], 100).await);
+        let asker = cluster.client(0).await;
+        let answers = eventually(
+            "both remote components answer",
+            Duration::from_secs(30),
+            || async {
+                let mut answers: Vec<String> = ask(&asker, query("Find", -1, false, Some(5000)))
+                    .await
+                    .iter()
+                    .map(|r| text(&r.payload))
+                    .collect();
+                answers.sort();
+                (answers.len() == 2).then_some(answers)
+            },
+        )
+        .await;
+        assert_eq!(answers, ["billing/b1", "orders/o1"]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn c09_a_follower_serves_what_it_applied_unless_asked_to_read_from_the_leader() {
+    bounded(async {
+        let cluster =
+            TestCluster::start(3, |_, config| config.wait_for_leader_timeout_ms = 1000).await;
+        let leader = cluster.leader().await;
+        let follower = (leader + 1) % 3;
+        cluster.isolate(follower);
+        let writer = cluster.client(leader).await;
+        for sequence in 0..10 {
+            append(&writer, vec![domain_event("fresh", sequence, "Fresh")])
+                .await
+                .expect("the majority accepts writes");
+        }
+        let reader = cluster.client(follower).await;
+        assert_eq!(
+            last_token(&reader).await,
+            -1,
+            "a cut-off follower serves what it applied"
+        );
+        let forced = GetEventsRequest {
+            force_read_from_leader: true,
+            ..from_token(0, 100)
+        };
+        let refused = match Tracking::open(&reader, forced.clone()).await {
+            Ok(mut stream) => stream
+                .events
+                .message()
+                .await
+                .expect_err("no leader to read from"),
+            Err(status) => status,
+        };
+        assert_eq!(
+            axon_code(&refused).as_deref(),
+            Some("AXONIQ-2100"),
+            "{refused}"
+        );
+
+        cluster.heal();
+        let mut tracking = eventually(
+            "the follower reaches the leader again",
+            Duration::from_secs(30),
+            || {
+                let reader = reader.clone();
+                let forced = forced.clone();
+                async move { Tracking::open(&reader, forced).await.ok() }
+            },
+        )
+        .await;
+        for token in 0..10 {
+            let event = tracking
+                .next_within(Duration::from_secs(10))
+                .await
+                .expect("events the leader committed");
+            assert_eq!(event.token, token);
+        }
     })
     .await;
 }

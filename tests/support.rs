@@ -140,7 +140,8 @@ pub mod handlers {
     use myelin_protocol::grpc::query::query_provider_inbound::Request as QueryIn;
     use myelin_protocol::grpc::query::query_provider_outbound::Request as QueryOut;
     use myelin_protocol::grpc::query::{
-        QueryProviderInbound, QueryProviderOutbound, QuerySubscription,
+        QueryComplete, QueryProviderInbound, QueryProviderOutbound, QueryRequest, QueryResponse,
+        QuerySubscription,
     };
     use myelin_protocol::grpc::{
         meta_data_value, FlowControl, MetaDataValue, ProcessingInstruction, ProcessingKey,
@@ -382,5 +383,79 @@ pub mod handlers {
                 Ok(Err(status)) => panic!("query stream failed: {status}"),
             }
         }
+    }
+
+    pub fn query(
+        name: &str,
+        results: i64,
+        streaming: bool,
+        timeout_ms: Option<i64>,
+    ) -> QueryRequest {
+        let mut instructions = vec![instruction(
+            ProcessingKey::NrOfResults,
+            meta_data_value::Data::NumberValue(results),
+        )];
+        if streaming {
+            instructions.push(instruction(
+                ProcessingKey::ClientSupportsStreaming,
+                meta_data_value::Data::BooleanValue(true),
+            ));
+        }
+        if let Some(t) = timeout_ms {
+            instructions.push(instruction(
+                ProcessingKey::Timeout,
+                meta_data_value::Data::NumberValue(t),
+            ));
+        }
+        QueryRequest {
+            message_identifier: uuid::Uuid::new_v4().to_string(),
+            query: name.into(),
+            timestamp: super::now_ms(),
+            payload: payload("question"),
+            processing_instructions: instructions,
+            client_id: "asker".into(),
+            component_name: "askers".into(),
+            ..Default::default()
+        }
+    }
+
+    /// Answers every query with "<component>/<client>" and completes it, until the stream ends.
+    pub fn answer_all(mut handler: QueryHandler) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            while let Some(message) = handler.next(Duration::from_secs(30)).await {
+                if let QueryIn::Query(query) = message {
+                    let response = QueryResponse {
+                        message_identifier: uuid::Uuid::new_v4().to_string(),
+                        request_identifier: query.message_identifier.clone(),
+                        payload: payload(&format!("{}/{}", handler.component, handler.client_id)),
+                        ..Default::default()
+                    };
+                    handler.send(QueryOut::QueryResponse(response), "").await;
+                    let complete = QueryComplete {
+                        message_id: uuid::Uuid::new_v4().to_string(),
+                        request_id: query.message_identifier,
+                    };
+                    handler.send(QueryOut::QueryComplete(complete), "").await;
+                }
+            }
+        })
+    }
+
+    pub async fn ask(
+        client: &myelin_testkit::AxonClient,
+        request: QueryRequest,
+    ) -> Vec<QueryResponse> {
+        let mut stream = client
+            .queries
+            .clone()
+            .query(request)
+            .await
+            .expect("query")
+            .into_inner();
+        let mut responses = Vec::new();
+        while let Some(response) = stream.message().await.expect("response") {
+            responses.push(response);
+        }
+        responses
     }
 }

@@ -14,7 +14,11 @@
 //! 5. append throughput and latency for transactions of 1, 10 and 100 events from 1, 16 and 64
 //!    concurrent clients, each appending to its own aggregate;
 //! 6. tracking-read throughput: every event from token 0, with Axon's permit refills;
-//! 7. aggregate load latency: full reads of 1000-event aggregates.
+//! 7. aggregate load latency: full reads of 1000-event aggregates;
+//! 8. a 3-node cluster (started after the single node is killed, so that nothing of it competes
+//!    for the CPU): the append cells of 5. against the leader, each as a ratio to its single-node
+//!    figure of this run, with the followers' apply lag during them; and the time to elect a new
+//!    leader after the leader is SIGKILLed (see `cluster.rs`).
 //!
 //! Round trips come before appends: they do not touch the disk, and so they run while no flush or
 //! compaction of the appended events competes for the CPU.
@@ -22,6 +26,7 @@
 //! Each figure is a markdown table row on stdout and a JSON line in the `--json` file; progress
 //! goes to stderr. See `benches/README.md`.
 
+mod cluster;
 mod grpc;
 mod report;
 mod routing;
@@ -35,6 +40,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde_json::{json, Map, Value};
 
+use crate::cluster::{AppendFigure, Cluster, Plan};
 use crate::grpc::Pool;
 use crate::report::{Output, Row};
 use crate::routing::{Handlers, Kind};
@@ -60,6 +66,9 @@ enum Part {
     Read,
     /// Aggregate loads.
     Loads,
+    /// The 3-node cluster: appends against the leader, follower lag, leader elections. Runs the
+    /// single-node append cells too, as its reference.
+    Cluster,
 }
 
 #[derive(Parser)]
@@ -116,6 +125,9 @@ struct Args {
     /// Handler instances answering commands and queries, one cell each.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     handlers: Vec<usize>,
+    /// Leader elections (SIGKILL to the leader, then a restart) in the cluster part.
+    #[arg(long, default_value_t = 3)]
+    elections: usize,
     /// Run only these parts (default: all).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Part>,
@@ -124,6 +136,16 @@ struct Args {
 impl Args {
     fn runs(&self, part: Part) -> bool {
         self.only.is_empty() || self.only.contains(&part)
+    }
+
+    /// The single-node append cells also run as the cluster part's reference.
+    fn runs_appends(&self) -> bool {
+        self.runs(Part::Appends) || self.runs_cluster()
+    }
+
+    /// The cluster part starts nodes of its own, so it does not run against `--endpoint`.
+    fn runs_cluster(&self) -> bool {
+        self.runs(Part::Cluster) && self.endpoint.is_none()
     }
 
     /// The warm-up and measured window of every timed cell.
@@ -156,22 +178,59 @@ fn main() -> ExitCode {
     }
 }
 
-/// Sets up the scratch directory and the server, runs the measurements, and kills the server
-/// whatever happened (error, Ctrl-C, the server dying).
+/// Sets up the scratch directory, runs the single-node part and then the cluster part, each
+/// killing its servers whatever happened, and measures the fsync rate again at the end.
 async fn run(args: Args) -> Result<(), BoxError> {
     check_args(&args)?;
     let scratch = tempfile::Builder::new()
         .prefix("myelin-bench-")
         .tempdir()
         .map_err(|e| format!("cannot create a scratch directory: {e}"))?;
+    let mut out = Output::create(args.json.as_deref())?;
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let run_id = run_id.get(..8).unwrap_or("run");
+    let reference = single_node(&args, &mut out, scratch.path(), run_id).await?;
+    if args.runs_cluster() {
+        cluster_part(&args, &mut out, scratch.path(), &reference, run_id).await?;
+    } else if args.endpoint.is_some() && args.only.is_empty() {
+        eprintln!("skipping the cluster part: it starts nodes of its own, not with --endpoint");
+    }
+    if let Some(before) = reference.fsyncs_per_s {
+        fsync_row(
+            &mut out,
+            scratch.path(),
+            args.fsyncs,
+            "after the run",
+            Some(before),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What the single-node part hands on: the fsync rate before the run, and the append cells (the
+/// cluster part's reference).
+struct Reference {
+    fsyncs_per_s: Option<f64>,
+    appends: Vec<AppendFigure>,
+}
+
+/// Starts the single server (unless `--endpoint`), runs the single-node measurements, and kills
+/// the server whatever happened (error, Ctrl-C, the server dying).
+async fn single_node(
+    args: &Args,
+    out: &mut Output,
+    scratch: &std::path::Path,
+    run_id: &str,
+) -> Result<Reference, BoxError> {
     let mut server = match &args.endpoint {
         Some(_) => None,
         None => {
-            let binary = server_binary(&args)?;
+            let binary = server_binary(args)?;
             eprintln!("starting {} ...", binary.display());
             // Dropping a launch in progress drops its child process, which kills it.
             tokio::select! {
-                launched = Server::launch(&binary, scratch.path()) => Some(launched?),
+                launched = Server::launch(&binary, scratch) => Some(launched?),
                 _ = tokio::signal::ctrl_c() => {
                     return Err("interrupted while the server was starting".into())
                 }
@@ -193,7 +252,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
                 }
             };
             tokio::select! {
-                result = benchmark(&args, &endpoint, scratch.path(), pid) => result,
+                result = benchmark(args, out, &endpoint, scratch, pid, run_id) => result,
                 exit = server_exit => Err(exit.into()),
                 signal = tokio::signal::ctrl_c() => Err(match signal {
                     Ok(()) => "interrupted".into(),
@@ -208,6 +267,42 @@ async fn run(args: Args) -> Result<(), BoxError> {
         if outcome.is_err() {
             eprintln!("{}", server.log_tail());
         }
+    }
+    outcome
+}
+
+/// Starts the 3-node cluster, measures it, and kills every node whatever happened (error,
+/// Ctrl-C, a node dying).
+async fn cluster_part(
+    args: &Args,
+    out: &mut Output,
+    scratch: &std::path::Path,
+    reference: &Reference,
+    run_id: &str,
+) -> Result<(), BoxError> {
+    let binary = server_binary(args)?;
+    let mut cluster = Cluster::new(&binary, scratch).await?;
+    let maker = EventMaker::new(args.payload_bytes, uuid::Uuid::new_v4().as_u64_pair().0);
+    let plan = Plan {
+        tx_events: &args.tx_events,
+        clients: &args.clients,
+        clients_per_connection: args.clients_per_connection,
+        window: args.window(),
+        elections: args.elections,
+        fsyncs_per_s: reference.fsyncs_per_s,
+        reference: &reference.appends,
+        run_id,
+    };
+    let outcome = tokio::select! {
+        result = cluster::measure(&mut cluster, out, &plan, &maker) => result,
+        signal = tokio::signal::ctrl_c() => Err(match signal {
+            Ok(()) => "interrupted".into(),
+            Err(e) => format!("cannot listen for Ctrl-C: {e}").into(),
+        }),
+    };
+    cluster.kill_all().await;
+    if outcome.is_err() {
+        eprintln!("{}", cluster.log_tails());
     }
     outcome
 }
@@ -228,6 +323,12 @@ fn check_args(args: &Args) -> Result<(), BoxError> {
     nonzero("loaders", &args.loaders)?;
     nonzero("callers", &args.callers)?;
     nonzero("handlers", &args.handlers)?;
+    if args.elections == 0 {
+        return Err("--elections must be at least 1".into());
+    }
+    if args.endpoint.is_some() && args.only.contains(&Part::Cluster) {
+        return Err("--only cluster starts nodes of its own and cannot run with --endpoint".into());
+    }
     if args.fsyncs == 0 || args.aggregates == 0 || args.aggregate_events == 0 {
         return Err("--fsyncs, --aggregates and --aggregate-events must be above 0".into());
     }
@@ -256,11 +357,12 @@ fn server_binary(args: &Args) -> Result<PathBuf, BoxError> {
 
 async fn benchmark(
     args: &Args,
+    out: &mut Output,
     endpoint: &str,
     scratch: &std::path::Path,
     server_pid: Option<u32>,
-) -> Result<(), BoxError> {
-    let mut out = Output::create(args.json.as_deref())?;
+    run_id: &str,
+) -> Result<Reference, BoxError> {
     let cpu = CpuProbe::new(server_pid);
     let window = args.window();
     let load_before = server::load_average();
@@ -270,8 +372,6 @@ async fn benchmark(
              compete for the CPU and the disk, and the figures will show it"
         );
     }
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let run_id = run_id.get(..8).unwrap_or("run");
     out.line(&json!({
         "measurement": "run",
         "run": run_id,
@@ -290,7 +390,7 @@ async fn benchmark(
 
     // 1. fsync baseline (again at the end: this figure is noisy on shared disks).
     let fsyncs_per_s = if args.runs(Part::Fsync) {
-        Some(fsync_row(&mut out, scratch, args.fsyncs, "before the run", None).await?)
+        Some(fsync_row(out, scratch, args.fsyncs, "before the run", None).await?)
     } else {
         None
     };
@@ -334,20 +434,19 @@ async fn benchmark(
     ] {
         if args.runs(part) {
             for &handlers in &args.handlers {
-                handler_round_trips(
-                    &mut out, args, endpoint, &pool, kind, handlers, run_id, &cpu,
-                )
-                .await?;
+                handler_round_trips(out, args, endpoint, &pool, kind, handlers, run_id, &cpu)
+                    .await?;
             }
         }
     }
 
     // 5. appends.
-    let append_tx_events = if args.runs(Part::Appends) {
+    let append_tx_events = if args.runs_appends() {
         args.tx_events.as_slice()
     } else {
         &[]
     };
+    let mut appends = Vec::new();
     for &events_per_tx in append_tx_events {
         for &clients in &args.clients {
             eprintln!("appending {events_per_tx}-event transactions from {clients} clients ...");
@@ -364,6 +463,12 @@ async fn benchmark(
             .await?;
             let seconds = result.elapsed.as_secs_f64();
             let tx_per_s = result.transactions as f64 / seconds;
+            appends.push(AppendFigure {
+                events_per_tx,
+                clients,
+                tx_per_s,
+                p99_ms: result.latencies.percentile_ms(0.99),
+            });
             out.row(&Row {
                 measurement: "append",
                 setting: format!("{events_per_tx} ev/tx × {}", plural(clients, "client")),
@@ -389,21 +494,10 @@ async fn benchmark(
 
     let mut reader = pool.client(0);
     if args.runs(Part::Read) {
-        tracking_read(&mut out, args, &pool, &maker, &mut reader, run_id, &cpu).await?;
+        tracking_read(out, args, &pool, &maker, &mut reader, run_id, &cpu).await?;
     }
     if args.runs(Part::Loads) {
-        aggregate_loads(&mut out, args, &pool, &maker, run_id, window, &cpu).await?;
-    }
-
-    if let Some(before) = fsyncs_per_s {
-        fsync_row(
-            &mut out,
-            scratch,
-            args.fsyncs,
-            "after the run",
-            Some(before),
-        )
-        .await?;
+        aggregate_loads(out, args, &pool, &maker, run_id, window, &cpu).await?;
     }
 
     // What the server looks like afterwards.
@@ -433,7 +527,10 @@ async fn benchmark(
         "peak_rss_mib": peak_rss,
         "loadavg_1m_after": load_after,
     }))?;
-    Ok(())
+    Ok(Reference {
+        fsyncs_per_s,
+        appends,
+    })
 }
 
 /// 3./4. Command or query round trips from each number of callers to `handlers` handler

@@ -31,10 +31,11 @@ pub struct Window {
     pub measure: Duration,
 }
 
-/// CPU use of the server and of this process over a stretch of wall time.
+/// CPU use of the server (or, in the cluster part, of all its nodes together) and of this
+/// process over a stretch of wall time.
 #[derive(Clone)]
 pub struct CpuProbe {
-    server_pid: Option<String>,
+    server_pids: Vec<String>,
 }
 
 pub struct CpuMark {
@@ -44,16 +45,25 @@ pub struct CpuMark {
 }
 
 impl CpuProbe {
-    pub fn new(server_pid: Option<u32>) -> CpuProbe {
+    /// A probe of these server processes (none: the server's CPU is not measured).
+    pub fn new(server_pids: impl IntoIterator<Item = u32>) -> CpuProbe {
         CpuProbe {
-            server_pid: server_pid.map(|p| p.to_string()),
+            server_pids: server_pids.into_iter().map(|p| p.to_string()).collect(),
         }
     }
 
     pub fn mark(&self) -> CpuMark {
+        let server = if self.server_pids.is_empty() {
+            None
+        } else {
+            self.server_pids
+                .iter()
+                .map(|pid| cpu_seconds(pid))
+                .sum::<Option<f64>>()
+        };
         CpuMark {
             at: Instant::now(),
-            server: self.server_pid.as_deref().and_then(cpu_seconds),
+            server,
             bench: cpu_seconds("self"),
         }
     }

@@ -225,9 +225,21 @@ impl ReplicationGroup {
             config,
         };
         let (stop, stop_rx) = watch::channel(false);
+        let failed = driver.status.clone();
         let thread = std::thread::Builder::new()
             .name(format!("raft-group-{}", driver.group_id))
-            .spawn(move || driver.run(proposals_rx, inbox_rx, stop_rx, tick))?;
+            .spawn(move || {
+                let run = std::panic::AssertUnwindSafe(|| {
+                    driver.run(proposals_rx, inbox_rx, stop_rx, tick)
+                });
+                if std::panic::catch_unwind(run).is_err() {
+                    // Health shows it; proposals fail instead of waiting for a dead thread.
+                    failed.send_modify(|s| {
+                        s.failed = Some("the raft thread panicked".to_string());
+                        s.is_leader = false;
+                    });
+                }
+            })?;
         Ok(ReplicationGroup {
             group_id,
             proposals: proposals_tx,

@@ -106,6 +106,13 @@ impl HandlerRegistry {
         })
     }
 
+    /// The queries a handler subscribed.
+    pub fn queries_of(&self, id: HandlerId) -> Vec<String> {
+        self.handlers
+            .get(&id)
+            .map_or_else(Vec::new, |h| h.queries.iter().cloned().collect())
+    }
+
     pub fn info(&self, id: HandlerId) -> Option<&HandlerInfo> {
         self.handlers.get(&id).map(|h| &h.info)
     }

@@ -42,7 +42,7 @@ const HANDLER_QUEUE_COMMANDS_MAX: usize = 10_000;
 /// How often a node announces its handlers to the others.
 const ANNOUNCE_EVERY_MS: u64 = 1000;
 /// A node that has not announced for this long has lost its handlers.
-const REMOTE_STALE_MS: u64 = 4000;
+pub(crate) const REMOTE_STALE_MS: u64 = 4000;
 
 type HandlerOutbox = mpsc::UnboundedSender<Result<CommandProviderInbound, Status>>;
 
@@ -570,16 +570,27 @@ pub(crate) async fn dispatch_forwarded(
     Ok(run_command(&shared.commands, routed, Some(handler)).await)
 }
 
-/// Replaces what is known of another node's handlers with its announcement.
-pub(crate) fn remote_handlers(shared: &Shared, announcement: HandlerAnnouncement) {
+/// Marks that this node's own handlers changed, so the others hear of it at once.
+pub(crate) fn local_handlers_changed(shared: &Shared) {
+    shared.commands.local_changes.send_modify(|n| *n += 1);
+}
+
+/// Replaces what is known of another node's command handlers with its announcement.
+pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncement) {
     let Some(node) = announcement.from.as_ref().map(|f| f.id) else {
         return;
     };
+    let announced: Vec<AnnouncedHandler> = announcement
+        .handlers
+        .iter()
+        .filter(|h| !h.commands.is_empty())
+        .cloned()
+        .collect();
     let router = &shared.commands;
     let old = {
         let mut state = router.lock();
         match state.remote.get_mut(&node) {
-            Some(known) if known.announced == announcement.handlers => {
+            Some(known) if known.announced == announced => {
                 known.last_seen = Instant::now();
                 return;
             }
@@ -597,7 +608,7 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: HandlerAnnouncement
     {
         let mut state = router.lock();
         let mut ids = Vec::new();
-        for announced in &announcement.handlers {
+        for announced in &announced {
             let Ok(remote_id) = announced.handler.parse::<u64>() else {
                 continue;
             };
@@ -638,7 +649,7 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: HandlerAnnouncement
         state.remote.insert(
             node,
             RemoteNode {
-                announced: announcement.handlers,
+                announced,
                 handlers: ids,
                 last_seen: Instant::now(),
             },
@@ -675,7 +686,7 @@ fn forget_stale_nodes(shared: &Shared) {
     }
 }
 
-/// This node's own handlers, as announced to the others.
+/// This node's own command and query handlers, as announced to the others.
 fn local_announcement(shared: &Shared) -> HandlerAnnouncement {
     let state = shared.commands.lock();
     let mut handlers: Vec<AnnouncedHandler> = state
@@ -704,6 +715,8 @@ fn local_announcement(shared: &Shared) -> HandlerAnnouncement {
         })
         .collect();
     handlers.sort_by(|a, b| a.handler.cmp(&b.handler));
+    drop(state);
+    handlers.extend(crate::queries::local_handlers(shared));
     HandlerAnnouncement {
         from: Some(shared.cluster.me.clone()),
         handlers,

@@ -340,6 +340,9 @@ impl EventStore for EventStoreService {
             skipped_in_a_row: 0,
         };
         tracker.update(&first)?;
+        if first.force_read_from_leader {
+            self.shared.catch_up_with_leader().await?;
+        }
         tracing::debug!(context = %context.name(), client = %first.client_id, processor = %first.processor, from = tracker.next_token, "tracking stream opened");
 
         // Further requests (permits, blacklist) arrive on their own task so the sender never blocks

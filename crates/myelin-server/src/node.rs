@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     pub cluster: Arc<Cluster>,
     /// Where raft snapshot checkpoints are written and received.
     pub checkpoint_dir: PathBuf,
+    /// How long a call waits for a leader (`replication.wait-for-leader-timeout`).
+    pub wait_for_leader_ms: u64,
     pub clients: Arc<ClientRegistry>,
     pub commands: Arc<CommandRouter>,
     pub queries: QueryRouter,
@@ -99,6 +101,46 @@ impl Shared {
         self.store
             .context(name)
             .ok_or_else(|| ApiError::ContextNotFound(name.to_string()))
+    }
+
+    /// For a read that must see everything the leader committed (`force_read_from_leader`): on a
+    /// follower, asks the leader for its commit index and waits until this node applied it.
+    pub async fn catch_up_with_leader(&self) -> Result<(), ApiError> {
+        let mut status = self.group.status();
+        let current = status.borrow().clone();
+        if current.is_leader {
+            return Ok(());
+        }
+        let no_leader = || {
+            ApiError::Replication(myelin_replication::ReplicationError::NoLeader {
+                group: DEFAULT_GROUP_ID,
+                waited_ms: self.wait_for_leader_ms,
+            })
+        };
+        let client = current.leader_id.and_then(|id| self.cluster.client(id));
+        let Some(mut client) = client else {
+            return Err(no_leader());
+        };
+        let reply = client
+            .commit_index(self.cluster.request(myelin_protocol::cluster::Ack {}))
+            .await
+            .map_err(|_| no_leader())?
+            .into_inner();
+        if !reply.leader {
+            return Err(no_leader());
+        }
+        let wait = Duration::from_millis(self.wait_for_leader_ms);
+        let caught_up = tokio::time::timeout(
+            wait,
+            status.wait_for(|s| s.applied_index >= reply.commit_index),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if caught_up {
+            Ok(())
+        } else {
+            Err(no_leader())
+        }
     }
 
     /// Proposes a command to the replication group and waits for its outcome.
@@ -229,6 +271,7 @@ pub async fn start_with(
         group,
         cluster,
         checkpoint_dir,
+        wait_for_leader_ms: config.wait_for_leader_timeout_ms,
         clients: Arc::new(ClientRegistry::default()),
         commands: Arc::new(CommandRouter::new(Duration::from_millis(
             config.default_command_timeout_ms,

@@ -5,11 +5,18 @@
 //! first target that answers and pace it with `query_flow_control` to the caller's reading speed.
 //! `Subscription` fans a subscription query out to every instance and forwards its initial result,
 //! updates and completion under the subscriber's permits, with a bounded buffer.
+//!
+//! In a cluster, handlers announced by other nodes (see `commands.rs`) are instances like local
+//! ones for `Query`: a query sent to one is forwarded over 8224 to `dispatch_forwarded` on its
+//! node, whose responses stream back. Subscription queries reach handlers on the caller's node.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use myelin_protocol::cluster::{
+    AnnouncedHandler, AnnouncedQuery, ForwardedQuery, HandlerAnnouncement,
+};
 use myelin_protocol::grpc::query::QueryResponse;
 use myelin_protocol::grpc::{meta_data_value, ErrorMessage, ProcessingKey};
 use myelin_protocol::headers::ResponseHeader;
@@ -27,7 +34,7 @@ use myelin_protocol::{
     RawSubscriptionResponse,
 };
 use myelin_routing::{
-    FlowQueue, HandlerId, HandlerRegistry, Offer, PendingRequests, TopologyChange,
+    FlowQueue, HandlerId, HandlerInfo, HandlerRegistry, Offer, PendingRequests, TopologyChange,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
@@ -72,8 +79,26 @@ struct ActiveSubscription {
 }
 
 struct HandlerStream {
-    outbox: HandlerOutbox,
+    sink: Sink,
     queue: FlowQueue<QueryProviderInbound>,
+}
+
+/// Where a handler's queries go.
+enum Sink {
+    Local(HandlerOutbox),
+    /// Handler `handler` (its id there) on node `node`; it paces itself there.
+    Remote {
+        node: u64,
+        handler: u64,
+    },
+}
+
+impl Sink {
+    fn send(&self, message: QueryProviderInbound) {
+        if let Sink::Local(outbox) = self {
+            let _ = outbox.send(Ok(message));
+        }
+    }
 }
 
 #[derive(Default)]
@@ -82,6 +107,8 @@ struct RouterState {
     handlers: HashMap<HandlerId, HandlerStream>,
     active: PendingRequests<ActiveQuery>,
     subscriptions: HashMap<String, ActiveSubscription>,
+    /// Handlers announced by other nodes: node id → (announcement, local ids, last seen).
+    remote: HashMap<u64, (Vec<AnnouncedHandler>, Vec<HandlerId>, Instant)>,
 }
 
 /// Query routing state shared by the service's calls.
@@ -127,7 +154,7 @@ impl RouterState {
         let message = to_handler(ToHandler::Query(query));
         match stream.queue.offer(message, priority) {
             Offer::SendNow(message) => {
-                let _ = stream.outbox.send(Ok(message));
+                stream.sink.send(message);
                 true
             }
             Offer::Queued => true,
@@ -139,7 +166,7 @@ impl RouterState {
     fn send_control(&mut self, handler: HandlerId, request: ToHandler) {
         if let Some(stream) = self.handlers.get_mut(&handler) {
             stream.queue.spend();
-            let _ = stream.outbox.send(Ok(to_handler(request)));
+            stream.sink.send(to_handler(request));
         }
     }
 
@@ -149,10 +176,25 @@ impl RouterState {
             let message = SubscriptionQueryRequest {
                 request: Some(request),
             };
-            let _ = stream
-                .outbox
-                .send(Ok(to_handler(ToHandler::SubscriptionQueryRequest(message))));
+            stream
+                .sink
+                .send(to_handler(ToHandler::SubscriptionQueryRequest(message)));
         }
+    }
+
+    /// The node and remote id of a handler on another node.
+    fn remote_target(&self, handler: HandlerId) -> Option<(u64, u64)> {
+        match self.handlers.get(&handler)?.sink {
+            Sink::Remote { node, handler } => Some((node, handler)),
+            Sink::Local(_) => None,
+        }
+    }
+
+    fn is_local(&self, handler: HandlerId) -> bool {
+        matches!(
+            self.handlers.get(&handler).map(|h| &h.sink),
+            Some(Sink::Local(_))
+        )
     }
 
     fn cancel(&mut self, query_id: &str, targets: impl IntoIterator<Item = HandlerId>) {
@@ -224,7 +266,7 @@ impl QueryService for QueryServiceImpl {
             let mut state = self.shared.queries.lock();
             let id = state.registry.add_stream(&context);
             let stream = HandlerStream {
-                outbox: outbox.clone(),
+                sink: Sink::Local(outbox.clone()),
                 queue: FlowQueue::new(HANDLER_QUEUE_QUERIES_MAX),
             };
             state.handlers.insert(id, stream);
@@ -285,7 +327,7 @@ impl QueryService for QueryServiceImpl {
             }
             let deadline = Instant::now() + Duration::from_millis(timeout_ms);
             let active = ActiveQuery {
-                events,
+                events: events.clone(),
                 targets: targets.clone(),
             };
             if state.active.insert(&id, None, deadline, active).is_err() {
@@ -305,7 +347,18 @@ impl QueryService for QueryServiceImpl {
             }
             let mut reached = Vec::new();
             for target in &targets {
-                if state.send_query(*target, query.clone(), priority) {
+                if let Some((node, remote)) = state.remote_target(*target) {
+                    forward_query(
+                        &self.shared,
+                        *target,
+                        node,
+                        remote,
+                        &context,
+                        query.clone(),
+                        events.clone(),
+                    );
+                    reached.push(*target);
+                } else if state.send_query(*target, query.clone(), priority) {
                     reached.push(*target);
                 }
             }
@@ -560,7 +613,8 @@ impl Subscriber {
                 .await;
                 let id = subscribe.subscription_identifier.clone();
                 let mut state = shared.queries.lock();
-                let handlers = state.registry.query_handlers(&self.context, &name);
+                let mut handlers = state.registry.query_handlers(&self.context, &name);
+                handlers.retain(|h| state.is_local(*h));
                 if handlers.is_empty() {
                     let status: Status = crate::api_error::ApiError::NoHandlerForQuery(name).into();
                     return Err(status);
@@ -588,7 +642,13 @@ impl Subscriber {
             Some(SubscriptionRequest::GetInitialResult(query)) => {
                 let name = query_name(&query)?;
                 let mut state = shared.queries.lock();
-                let targets = state.registry.query_targets(&self.context, &name);
+                let mut targets = state.registry.query_targets(&self.context, &name);
+                if targets.iter().any(|t| !state.is_local(*t)) {
+                    // Initial results come from handlers on this node, like the updates.
+                    targets = state.registry.query_handlers(&self.context, &name);
+                    targets.retain(|h| state.is_local(*h));
+                    targets.truncate(1);
+                }
                 for target in targets {
                     #[allow(deprecated)]
                     let request = SubscriptionRequest::GetInitialResult(query.clone());
@@ -678,7 +738,7 @@ fn handle_from_handler(
             state.registry.identify(handler, &flow.client_id, "");
             if let Some(stream) = state.handlers.get_mut(&handler) {
                 for message in stream.queue.grant(u64::try_from(flow.permits).unwrap_or(0)) {
-                    let _ = stream.outbox.send(Ok(message));
+                    stream.sink.send(message);
                 }
             }
         }
@@ -734,14 +794,18 @@ fn handle_from_handler(
         };
         let _ = outbox.send(Ok(ack));
     }
+    if !changes.is_empty() {
+        crate::commands::local_handlers_changed(shared);
+    }
     shared.topology.publish(&changes);
 }
 
 /// A handler stream ended: the queries it owed answers to count it as gone, and it leaves every
 /// subscription.
 fn remove_handler(shared: &Shared, handler: HandlerId) {
-    let changes = {
+    let (changes, local) = {
         let mut state = shared.queries.lock();
+        let local = state.is_local(handler);
         let changes = state.registry.remove_handler(handler);
         state.handlers.remove(&handler);
         for subscription in state.subscriptions.values_mut() {
@@ -754,8 +818,11 @@ fn remove_handler(shared: &Shared, handler: HandlerId) {
                 let _ = query.events.send(QueryEvent::HandlerGone(handler));
             }
         }
-        changes
+        (changes, local)
     };
+    if local && !changes.is_empty() {
+        crate::commands::local_handlers_changed(shared);
+    }
     shared.topology.publish(&changes);
 }
 
@@ -776,8 +843,250 @@ pub(crate) async fn run_timeouts(shared: Arc<Shared>) {
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
-            _ = ticker.tick() => shared.queries.expire(Instant::now()),
+            _ = ticker.tick() => {
+                shared.queries.expire(Instant::now());
+                forget_stale_nodes(&shared);
+            }
             _ = shared.shutdown.cancelled() => return,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers on other nodes
+
+/// Sends a query to a handler on another node; its responses come back as events of the query.
+fn forward_query(
+    shared: &Arc<Shared>,
+    target: HandlerId,
+    node: u64,
+    remote: u64,
+    context: &str,
+    query: RawQuery,
+    events: mpsc::UnboundedSender<QueryEvent>,
+) {
+    let request = ForwardedQuery {
+        handlers: vec![remote.to_string()],
+        context: context.to_string(),
+        query: Some(query),
+    };
+    let client = shared.cluster.client(node);
+    let mut request = shared.cluster.request(request);
+    request.set_timeout(Duration::from_millis(DEFAULT_QUERY_TIMEOUT_MS));
+    tokio::spawn(async move {
+        let Some(mut client) = client else {
+            let _ = events.send(QueryEvent::HandlerGone(target));
+            return;
+        };
+        let mut responses = match client.dispatch_query(request).await {
+            Ok(responses) => responses.into_inner(),
+            Err(status) => {
+                tracing::debug!(node, "forwarding a query failed: {status}");
+                let _ = events.send(QueryEvent::HandlerGone(target));
+                return;
+            }
+        };
+        loop {
+            match responses.message().await {
+                Ok(Some(response)) => {
+                    if events.send(QueryEvent::Response(target, response)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    let _ = events.send(QueryEvent::Complete(target));
+                    return;
+                }
+                Err(status) => {
+                    tracing::debug!(node, "forwarded query ended: {status}");
+                    let _ = events.send(QueryEvent::HandlerGone(target));
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// Runs a query forwarded by another node on the local handlers it names, streaming back every
+/// response until they all completed.
+pub(crate) fn dispatch_forwarded(
+    shared: &Arc<Shared>,
+    forwarded: ForwardedQuery,
+) -> Result<ReceiverStream<Result<RawQueryResponse, Status>>, Status> {
+    let query = forwarded
+        .query
+        .ok_or_else(|| Status::invalid_argument("forwarded query without a query"))?;
+    let header = query
+        .header()
+        .map_err(|e| Status::invalid_argument(format!("the query does not decode: {e}")))?;
+    let id = header.message_identifier.clone();
+    let instructions = &header.processing_instructions;
+    let streaming =
+        bool_instruction(instructions, ProcessingKey::ServerSupportsStreaming).unwrap_or(false);
+    let priority = number_instruction(instructions, ProcessingKey::Priority).unwrap_or(0);
+    let timeout_ms = number_instruction(instructions, ProcessingKey::Timeout)
+        .filter(|ms| *ms > 0)
+        .map_or(DEFAULT_QUERY_TIMEOUT_MS, |ms| ms as u64);
+    let (caller, receiver) = mpsc::channel(CALLER_QUEUE_RESPONSES_MAX);
+    let (events, events_rx) = mpsc::unbounded_channel();
+    let targets = {
+        let mut state = shared.queries.lock();
+        let named: Vec<HandlerId> = forwarded
+            .handlers
+            .iter()
+            .filter_map(|h| h.parse().ok().map(HandlerId))
+            .filter(|h| state.is_local(*h))
+            .collect();
+        if named.is_empty() {
+            let _ = caller.try_send(Ok(error_response(
+                &id,
+                ErrorCode::ConnectionToHandlerLost,
+                "The query's handler is no longer connected to this node",
+            )));
+            return Ok(ReceiverStream::new(receiver));
+        }
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        let active = ActiveQuery {
+            events,
+            targets: named.clone(),
+        };
+        if state.active.insert(&id, None, deadline, active).is_err() {
+            let message = format!("Query {id} is already being handled");
+            let _ = caller.try_send(Ok(error_response(
+                &id,
+                ErrorCode::QueryDuplicated,
+                &message,
+            )));
+            return Ok(ReceiverStream::new(receiver));
+        }
+        named
+            .into_iter()
+            .filter(|t| state.send_query(*t, query.clone(), priority))
+            .collect::<Vec<_>>()
+    };
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        if streaming {
+            run_streaming_query(&shared, &id, targets, events_rx, caller).await;
+        } else {
+            run_query(&shared, &id, targets, events_rx, caller).await;
+        }
+        shared.queries.lock().active.remove(&id);
+    });
+    Ok(ReceiverStream::new(receiver))
+}
+
+/// This node's own query handlers, as announced to the others.
+pub(crate) fn local_handlers(shared: &Shared) -> Vec<AnnouncedHandler> {
+    let state = shared.queries.lock();
+    let mut handlers: Vec<AnnouncedHandler> = state
+        .handlers
+        .iter()
+        .filter(|(_, h)| matches!(h.sink, Sink::Local(_)))
+        .filter_map(|(id, _)| {
+            let info = state.registry.info(*id)?;
+            let queries: Vec<AnnouncedQuery> = state
+                .registry
+                .queries_of(*id)
+                .into_iter()
+                .map(|query| AnnouncedQuery {
+                    query,
+                    result_name: String::new(),
+                })
+                .collect();
+            (!queries.is_empty()).then(|| AnnouncedHandler {
+                handler: id.0.to_string(),
+                context: info.context.clone(),
+                client_id: info.client_id.clone(),
+                component_name: info.component.clone(),
+                commands: Vec::new(),
+                queries,
+            })
+        })
+        .collect();
+    handlers.sort_by(|a, b| a.handler.cmp(&b.handler));
+    handlers
+}
+
+/// Replaces what is known of another node's query handlers with its announcement.
+pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncement) {
+    let Some(node) = announcement.from.as_ref().map(|f| f.id) else {
+        return;
+    };
+    let announced: Vec<AnnouncedHandler> = announcement
+        .handlers
+        .iter()
+        .filter(|h| !h.queries.is_empty())
+        .cloned()
+        .collect();
+    let old = {
+        let mut state = shared.queries.lock();
+        match state.remote.get_mut(&node) {
+            Some(known) if known.0 == announced => {
+                known.2 = Instant::now();
+                return;
+            }
+            _ => state.remote.remove(&node).map(|r| r.1).unwrap_or_default(),
+        }
+    };
+    for id in old {
+        remove_handler(shared, id);
+    }
+    let mut changes = Vec::new();
+    {
+        let mut state = shared.queries.lock();
+        let mut ids = Vec::new();
+        for handler in &announced {
+            let Ok(remote_id) = handler.handler.parse::<u64>() else {
+                continue;
+            };
+            let id = state.registry.add_handler(HandlerInfo {
+                context: handler.context.clone(),
+                client_id: handler.client_id.clone(),
+                component: handler.component_name.clone(),
+                client_stream_id: format!("{}.{node}.{remote_id}", handler.client_id),
+            });
+            let mut queue = FlowQueue::new(HANDLER_QUEUE_QUERIES_MAX);
+            let _ = queue.grant(u64::MAX / 2);
+            state.handlers.insert(
+                id,
+                HandlerStream {
+                    sink: Sink::Remote {
+                        node,
+                        handler: remote_id,
+                    },
+                    queue,
+                },
+            );
+            for query in &handler.queries {
+                changes.extend(state.registry.subscribe_query(id, &query.query));
+            }
+            ids.push(id);
+        }
+        state.remote.insert(node, (announced, ids, Instant::now()));
+    }
+    shared.queries.registrations.send_modify(|n| *n += 1);
+    shared.topology.publish(&changes);
+}
+
+/// Drops the query handlers of nodes that stopped announcing them.
+fn forget_stale_nodes(shared: &Shared) {
+    let stale: Vec<HandlerId> = {
+        let mut state = shared.queries.lock();
+        let cutoff = Duration::from_millis(crate::commands::REMOTE_STALE_MS);
+        let nodes: Vec<u64> = state
+            .remote
+            .iter()
+            .filter(|(_, r)| r.2.elapsed() > cutoff)
+            .map(|(id, _)| *id)
+            .collect();
+        nodes
+            .into_iter()
+            .filter_map(|id| state.remote.remove(&id))
+            .flat_map(|r| r.1)
+            .collect()
+    };
+    for id in stale {
+        remove_handler(shared, id);
     }
 }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use myelin_protocol::cluster::cluster_server::Cluster as ClusterRpc;
 use myelin_protocol::cluster::{
-    Ack, ForwardedCommand, ForwardedQuery, HandlerAnnouncement, JoinReply, JoinRequest, RaftBatch,
-    SnapshotChunk,
+    Ack, CommitIndexReply, ForwardedCommand, ForwardedQuery, HandlerAnnouncement, JoinReply,
+    JoinRequest, RaftBatch, SnapshotChunk,
 };
 use myelin_protocol::log::{log_command::Command, RegisterNode};
-use myelin_protocol::{ErrorCode, RawCommandResponse};
+use myelin_protocol::RawCommandResponse;
 use myelin_replication::{decode_message, snapshot_position, with_checkpoint};
 use prost::Message;
 use tokio::io::AsyncWriteExt;
@@ -79,6 +79,10 @@ impl ClusterRpc for ClusterService {
         for bytes in &batch.messages {
             let message = decode_message(bytes)
                 .map_err(|e| Status::invalid_argument(format!("raft message: {e}")))?;
+            if message.to != self.shared.cluster.me.id {
+                // Meant for an earlier identity at this address (a node whose data was wiped).
+                continue;
+            }
             self.shared
                 .group
                 .step(message)
@@ -106,6 +110,12 @@ impl ClusterRpc for ClusterService {
         }
         let message = decode_message(&first.message)
             .map_err(|e| Status::invalid_argument(format!("snapshot message: {e}")))?;
+        if message.to != self.shared.cluster.me.id {
+            return Err(Status::failed_precondition(format!(
+                "snapshot for node {}, this is node {}",
+                message.to, self.shared.cluster.me.id
+            )));
+        }
         let (index, term) = snapshot_position(&message);
         let staged = self.shared.checkpoint_dir.join(format!(
             "in-{}-{index}-{term}-{}",
@@ -215,12 +225,19 @@ impl ClusterRpc for ClusterService {
         request: Request<ForwardedQuery>,
     ) -> Result<Response<Self::DispatchQueryStream>, Status> {
         self.authorize(&request)?;
-        let _ = request;
-        Err(ApiError::Unimplemented(format!(
-            "{}: queries are answered by handlers on the node the client is connected to",
-            ErrorCode::NoHandlerForQuery.code()
-        ))
-        .into())
+        crate::queries::dispatch_forwarded(&self.shared, request.into_inner()).map(Response::new)
+    }
+
+    async fn commit_index(
+        &self,
+        request: Request<Ack>,
+    ) -> Result<Response<CommitIndexReply>, Status> {
+        self.authorize(&request)?;
+        let status = self.shared.group.status().borrow().clone();
+        Ok(Response::new(CommitIndexReply {
+            leader: status.is_leader,
+            commit_index: status.commit_index,
+        }))
     }
 
     async fn announce_handlers(
@@ -232,7 +249,8 @@ impl ClusterRpc for ClusterService {
         if !self.link_up_from(announcement.from.as_ref()) {
             return Err(Status::unavailable("link cut"));
         }
-        crate::commands::remote_handlers(&self.shared, announcement);
+        crate::commands::remote_handlers(&self.shared, &announcement);
+        crate::queries::remote_handlers(&self.shared, &announcement);
         Ok(Response::new(Ack {}))
     }
 }
