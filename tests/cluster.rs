@@ -2,7 +2,7 @@
 //! minority, rolling restarts, a wiped node rebuilt from a snapshot, commands across nodes, client
 //! redirection and the internal token. Each failure test prints what it checked.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -471,6 +471,46 @@ async fn c09_a_follower_serves_what_it_applied_unless_asked_to_read_from_the_lea
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn c10_an_admin_removes_a_dead_node_and_a_new_one_takes_its_place() {
+    bounded(async {
+        let mut cluster = TestCluster::start(3, |_, config| {
+            config.access_control_enabled = true;
+            config.access_control_admin_token = Some("admin-secret".to_string());
+        })
+        .await;
+        let leader = cluster.leader().await;
+        let gone = (leader + 1) % 3;
+        let asked = (leader + 2) % 3;
+        cluster.stop(gone).await;
+        let url = cluster.http_url(asked, &format!("/v1/cluster/node-{gone}"));
+        let (status, code, _) = http("DELETE", &url, None).await;
+        assert_eq!((status, code.as_deref()), (403, Some("AXONIQ-1000")));
+        let (status, code, _) = http("DELETE", &url, Some("wrong")).await;
+        assert_eq!((status, code.as_deref()), (403, Some("AXONIQ-1001")));
+        let (status, _, body) = http("DELETE", &url, Some("admin-secret")).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, code, _) = http("DELETE", &url, Some("admin-secret")).await;
+        assert_eq!((status, code.as_deref()), (404, Some("AXONIQ-1301")));
+        let (_, _, nodes) = http("GET", &cluster.http_url(asked, "/v1/cluster"), None).await;
+        let names: Vec<&str> = nodes
+            .as_array()
+            .expect("node list")
+            .iter()
+            .filter_map(|n| n["name"].as_str())
+            .collect();
+        assert_eq!(names.len(), 2, "{nodes}");
+        assert!(!names.contains(&format!("node-{gone}").as_str()), "{nodes}");
+
+        // A new node (new disk, new identity) with the same name joins in its place.
+        cluster.wipe_and_restart(gone).await;
+        cluster.wait_until_formed().await;
+        let (_, _, nodes) = http("GET", &cluster.http_url(asked, "/v1/cluster"), None).await;
+        assert_eq!(nodes.as_array().map(Vec::len), Some(3), "{nodes}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn c07_get_platform_server_names_the_leader_and_the_internal_port_wants_the_token() {
     bounded(async {
         let cluster = TestCluster::start(3, |_, config| {
@@ -508,8 +548,8 @@ async fn c07_get_platform_server_names_the_leader_and_the_internal_port_wants_th
             .into_inner();
         assert!(info.same_connection, "the leader keeps its clients");
 
-        let health: HashMap<String, serde_json::Value> =
-            reqwest_json(&cluster.http_url(follower, "/actuator/health")).await;
+        let (_, _, health) =
+            http("GET", &cluster.http_url(follower, "/actuator/health"), None).await;
         let raft = &health["components"]["raft"]["details"];
         assert_eq!(raft["role"], "FOLLOWER");
         assert_eq!(raft["leader"], format!("node-{leader}"));
@@ -532,19 +572,33 @@ async fn c07_get_platform_server_names_the_leader_and_the_internal_port_wants_th
     .await;
 }
 
-/// GETs a JSON document with a bare HTTP/1.1 request (no client library needed).
-async fn reqwest_json(url: &str) -> HashMap<String, serde_json::Value> {
+/// An HTTP/1.1 exchange without a client library: status, `AxonIQ-ErrorCode` header, JSON body.
+async fn http(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+) -> (u16, Option<String>, serde_json::Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest.split_once('/').expect("path");
     let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let token = token.map_or(String::new(), |t| format!("AxonIQ-Access-Token: {t}\r\n"));
+    let request =
+        format!("{method} /{path} HTTP/1.1\r\nHost: {host}\r\n{token}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = String::new();
     stream.read_to_string(&mut response).await.expect("read");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or("");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("bad JSON from {url}: {e}: {body}"))
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let code = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("axoniq-errorcode")
+            .then(|| value.trim().to_string())
+    });
+    let json = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+    (status, code, json)
 }

@@ -304,6 +304,17 @@ async fn cluster_crash_test(root: &Path) {
                 .entry(event.aggregate_identifier.as_str())
                 .or_default()
                 .push(event.aggregate_sequence_number);
+            if let Some((aggregate, sequence)) = ledger.acked_at.get(&event.message_identifier) {
+                assert!(
+                    *aggregate == event.aggregate_identifier
+                        && *sequence == event.aggregate_sequence_number,
+                    "node {index}: event {} was acknowledged as {aggregate} #{sequence} but is \
+                     stored as {} #{}",
+                    event.message_identifier,
+                    event.aggregate_identifier,
+                    event.aggregate_sequence_number
+                );
+            }
         }
         println!(
             "node {index}: {} events acknowledged, {} found, {} missing",
@@ -327,11 +338,24 @@ async fn cluster_crash_test(root: &Path) {
                 "node {index}: aggregate {aggregate}: sequences are not contiguous from 0: \
                  {sequences:?}"
             );
+            // Everything up to the last known commit, plus at most the writer's last attempt
+            // if its outcome was never learnt.
             let acked_next = ledger.acked_next.get(*aggregate).copied().unwrap_or(0);
+            let unknown_tail = i64::from(ledger.ended_uncertain.contains(*aggregate));
+            let stored = sequences.len() as i64;
             assert!(
-                sequences.len() as i64 >= acked_next,
-                "node {index}: aggregate {aggregate}: {} events stored, {acked_next} acknowledged",
-                sequences.len()
+                stored >= acked_next && stored <= acked_next + unknown_tail,
+                "node {index}: aggregate {aggregate}: {stored} events stored, {acked_next} known \
+                 to be committed (last attempt of unknown outcome: {})",
+                unknown_tail == 1
+            );
+        }
+        for (aggregate, acked_next) in &ledger.acked_next {
+            let stored = streams.get(aggregate.as_str()).map_or(0, Vec::len) as i64;
+            assert!(
+                stored >= *acked_next,
+                "node {index}: aggregate {aggregate}: {stored} events stored, {acked_next} known \
+                 to be committed"
             );
         }
         match &reference {
@@ -379,14 +403,6 @@ async fn cluster_crash_test(root: &Path) {
         println!("  {}: {status}", node.name);
     }
     println!("phase: SIGTERM done in {:?}", phase.elapsed());
-    // TEMP-HACK
-    if let Some(to) = std::env::var_os("CC_COPY_LOGS") {
-        for e in std::fs::read_dir(root).expect("dir").flatten() {
-            if e.path().extension().is_some_and(|x| x == "log") {
-                let _ = std::fs::copy(e.path(), Path::new(&to).join(e.file_name()));
-            }
-        }
-    }
 }
 
 // ==================================================================== the cluster's view
@@ -543,8 +559,13 @@ struct Ledger {
     ack_times: Vec<Instant>,
     /// Every message id ever sent, acknowledged or not.
     attempted: HashSet<String>,
-    /// Per aggregate, the sequence number after the last acknowledged event.
+    /// Where each acknowledged event was appended: (aggregate, sequence number).
+    acked_at: HashMap<String, (String, i64)>,
+    /// Per aggregate, the sequence number after the last event known to be committed.
     acked_next: HashMap<String, i64>,
+    /// Aggregates whose writer stopped after an attempt of unknown outcome: that last attempt
+    /// may or may not be stored.
+    ended_uncertain: HashSet<String>,
     /// Acknowledged appends per node the writer sent them to.
     acked_by_node: [usize; NODES],
     /// Failed attempts by error (Axon code, gRPC code, or "timeout").
@@ -646,6 +667,9 @@ async fn write_continuously(
         {
             let mut ledger = lock(&ledger);
             let Some((failure, message)) = failure else {
+                ledger
+                    .acked_at
+                    .insert(id.clone(), (aggregate.clone(), sequence));
                 ledger.acked.push(id);
                 ledger.ack_times.push(Instant::now());
                 ledger.acked_by_node[node] += 1;
@@ -686,6 +710,9 @@ async fn write_continuously(
         node = (node + 1) % clients.len();
         // Not for correctness: keeps a writer from spinning on a node that refuses at once.
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if uncertain {
+        lock(&ledger).ended_uncertain.insert(aggregate);
     }
 }
 

@@ -12,6 +12,7 @@ pub enum ErrorCode {
     AuthenticationTokenMissing,
     AuthenticationInvalidToken,
     UnsupportedInstruction,
+    NoSuchNode,
     ContextNotFound,
     NoAxonServerForContext,
     InvalidSequence,
@@ -22,6 +23,7 @@ pub enum ErrorCode {
     /// Myelin: a request that is malformed (e.g. negative permits).
     InvalidRequest,
     NoLeaderAvailable,
+    CannotRemoveLastNode,
     TooManyRequests,
     NoHandlerForCommand,
     ConnectionToHandlerLost,
@@ -36,11 +38,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tables and tests.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::Other,
         ErrorCode::AuthenticationTokenMissing,
         ErrorCode::AuthenticationInvalidToken,
         ErrorCode::UnsupportedInstruction,
+        ErrorCode::NoSuchNode,
         ErrorCode::ContextNotFound,
         ErrorCode::NoAxonServerForContext,
         ErrorCode::InvalidSequence,
@@ -49,6 +52,7 @@ impl ErrorCode {
         ErrorCode::InvalidEvent,
         ErrorCode::InvalidRequest,
         ErrorCode::NoLeaderAvailable,
+        ErrorCode::CannotRemoveLastNode,
         ErrorCode::TooManyRequests,
         ErrorCode::NoHandlerForCommand,
         ErrorCode::ConnectionToHandlerLost,
@@ -82,6 +86,7 @@ impl ErrorCode {
             ErrorCode::AuthenticationTokenMissing => ("AXONIQ-1000", Code::PermissionDenied, 403),
             ErrorCode::AuthenticationInvalidToken => ("AXONIQ-1001", Code::PermissionDenied, 403),
             ErrorCode::UnsupportedInstruction => ("AXONIQ-1002", Code::Unknown, 400),
+            ErrorCode::NoSuchNode => ("AXONIQ-1301", Code::NotFound, 404),
             ErrorCode::ContextNotFound => ("AXONIQ-1302", Code::NotFound, 404),
             ErrorCode::NoAxonServerForContext => ("AXONIQ-1400", Code::Unavailable, 503),
             ErrorCode::InvalidSequence => ("AXONIQ-2000", Code::OutOfRange, 409),
@@ -90,6 +95,7 @@ impl ErrorCode {
             ErrorCode::InvalidEvent => ("AXONIQ-2010", Code::InvalidArgument, 400),
             ErrorCode::InvalidRequest => ("AXONIQ-2011", Code::InvalidArgument, 400),
             ErrorCode::NoLeaderAvailable => ("AXONIQ-2100", Code::NotFound, 404),
+            ErrorCode::CannotRemoveLastNode => ("AXONIQ-2310", Code::FailedPrecondition, 406),
             ErrorCode::TooManyRequests => ("AXONIQ-1900", Code::ResourceExhausted, 429),
             ErrorCode::NoHandlerForCommand => ("AXONIQ-4000", Code::NotFound, 500),
             ErrorCode::ConnectionToHandlerLost => ("AXONIQ-4001", Code::Cancelled, 500),

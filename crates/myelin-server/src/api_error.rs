@@ -43,6 +43,12 @@ pub enum ApiError {
     Unimplemented(String),
     #[error("server is shutting down")]
     ShuttingDown,
+    #[error("No node named {0} in the cluster")]
+    NoSuchNode(String),
+    #[error("Cannot remove {0}: it is the last node of the cluster")]
+    CannotRemoveLastNode(String),
+    #[error("Call to another node failed: {0}")]
+    Peer(String),
 }
 
 impl ApiError {
@@ -82,6 +88,9 @@ impl ApiError {
             },
             ApiError::NoHandlerForQuery(_) => ErrorCode::NoHandlerForQuery,
             ApiError::ShuttingDown => ErrorCode::Interrupted,
+            ApiError::NoSuchNode(_) => ErrorCode::NoSuchNode,
+            ApiError::CannotRemoveLastNode(_) => ErrorCode::CannotRemoveLastNode,
+            ApiError::Peer(_) => ErrorCode::Other,
             ApiError::Unimplemented(_) => return None,
         })
     }
@@ -111,6 +120,26 @@ impl From<ApiError> for Status {
         }
     }
 }
+
+/// The HTTP side: the status Axon's REST API uses, the `AxonIQ-ErrorCode` header and a JSON body.
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        self.log();
+        let code = self.error_code().unwrap_or(ErrorCode::Other);
+        let status = axum::http::StatusCode::from_u16(code.http_status())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::json!({ "code": code.code(), "message": self.to_string() });
+        (
+            status,
+            [(HTTP_ERROR_CODE_HEADER, code.code())],
+            axum::Json(body),
+        )
+            .into_response()
+    }
+}
+
+/// Header of the Axon error code on HTTP responses.
+pub const HTTP_ERROR_CODE_HEADER: &str = "AxonIQ-ErrorCode";
 
 #[cfg(test)]
 mod tests {

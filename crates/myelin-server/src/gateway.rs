@@ -68,6 +68,11 @@ impl GatewayRules {
     }
 }
 
+/// Compares two tokens without leaking, through timing, how much of them matches.
+pub(crate) fn tokens_equal(a: &str, b: &str) -> bool {
+    constant_time_eq(a.as_bytes(), b.as_bytes())
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -5,19 +5,83 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::api_error::ApiError;
 use crate::node::Shared;
+
+/// Header that carries the access token, as in Axon Server's REST API.
+const ACCESS_TOKEN_HEADER: &str = "AxonIQ-Access-Token";
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/actuator/health", get(health))
         .route("/actuator/info", get(info))
+        .route("/v1/cluster", get(cluster_nodes))
+        .route("/v1/cluster/{node}", delete(remove_node))
         .with_state(shared)
+}
+
+/// The nodes of the cluster as Axon Server lists them, plus their raft membership.
+async fn cluster_nodes(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let status = shared.group.status().borrow().clone();
+    shared.cluster.learn_address_book(&shared.store);
+    let nodes: Vec<Value> = shared
+        .cluster
+        .known_nodes()
+        .into_iter()
+        .filter(|n| status.voters.contains(&n.id))
+        .map(|n| {
+            let (internal_host, internal_port) = n
+                .internal_address
+                .rsplit_once(':')
+                .map_or((n.internal_address.as_str(), ""), |(h, p)| (h, p));
+            json!({
+                "name": n.name,
+                "hostName": n.hostname,
+                "grpcPort": n.grpc_port,
+                "httpPort": n.http_port,
+                "internalHostName": internal_host,
+                "internalGrpcPort": internal_port.parse::<u16>().ok(),
+                "leader": status.leader_id == Some(n.id),
+            })
+        })
+        .collect();
+    Json(Value::Array(nodes))
+}
+
+/// Removes a node from the cluster (admin token required when access control is on).
+async fn remove_node(
+    State(shared): State<Arc<Shared>>,
+    Path(node): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&shared, &headers, "DELETE /v1/cluster")?;
+    crate::cluster::remove_node(&shared, &node).await?;
+    Ok(StatusCode::OK)
+}
+
+fn require_admin(shared: &Shared, headers: &HeaderMap, method: &str) -> Result<(), ApiError> {
+    if !shared.access_control {
+        return Ok(());
+    }
+    let admin = shared.admin_token.as_deref();
+    match headers
+        .get(ACCESS_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => Err(ApiError::TokenMissing {
+            method: method.to_string(),
+        }),
+        Some(token) if admin.is_some_and(|a| crate::gateway::tokens_equal(token, a)) => Ok(()),
+        Some(_) => Err(ApiError::InvalidToken {
+            method: method.to_string(),
+        }),
+    }
 }
 
 /// A node this close to its commit index counts as caught up.

@@ -88,6 +88,9 @@ pub(crate) struct Shared {
     pub checkpoint_dir: PathBuf,
     /// How long a call waits for a leader (`replication.wait-for-leader-timeout`).
     pub wait_for_leader_ms: u64,
+    /// Whether calls need tokens, and the admin token (admin calls need it then).
+    pub access_control: bool,
+    pub admin_token: Option<String>,
     pub clients: Arc<ClientRegistry>,
     pub commands: Arc<CommandRouter>,
     pub queries: QueryRouter,
@@ -272,6 +275,11 @@ pub async fn start_with(
         cluster,
         checkpoint_dir,
         wait_for_leader_ms: config.wait_for_leader_timeout_ms,
+        access_control: config.access_control_enabled,
+        admin_token: config
+            .access_control_admin_token
+            .clone()
+            .filter(|t| !t.is_empty()),
         clients: Arc::new(ClientRegistry::default()),
         commands: Arc::new(CommandRouter::new(Duration::from_millis(
             config.default_command_timeout_ms,

@@ -11,11 +11,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use myelin_protocol::cluster::cluster_client::ClusterClient;
-use myelin_protocol::cluster::{JoinRequest, NodeInfo};
+use myelin_protocol::cluster::{JoinRequest, NodeInfo, RemoveNodeRequest};
 use myelin_protocol::log::{log_command::Command, RegisterNode};
 use prost::Message;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::api_error::ApiError;
 use crate::config::NodeConfig;
 use crate::node::Shared;
 
@@ -317,4 +318,51 @@ fn with_default_port(address: &str, cluster: &Cluster) -> Option<String> {
     }
     let port = cluster.me.internal_address.rsplit_once(':')?.1;
     Some(format!("{address}:{port}"))
+}
+
+/// Removes the node called `name` from the cluster: here when this node leads, else through the
+/// leader. Its data stays where it is; a node still running with it asks to join again.
+pub(crate) async fn remove_node(shared: &Shared, name: &str) -> Result<(), ApiError> {
+    let status = shared.group.status().borrow().clone();
+    if !status.is_leader {
+        let leader = status.leader_id.ok_or_else(|| {
+            ApiError::Replication(myelin_replication::ReplicationError::NoLeader {
+                group: 0,
+                waited_ms: 0,
+            })
+        })?;
+        let mut client = shared
+            .cluster
+            .client(leader)
+            .ok_or_else(|| ApiError::Peer(format!("the leader ({leader}) is not reachable")))?;
+        let request = shared.cluster.request(RemoveNodeRequest {
+            name: name.to_string(),
+        });
+        return match client.remove_node(request).await {
+            Ok(reply) if reply.get_ref().accepted => Ok(()),
+            Ok(reply) => Err(ApiError::Peer(reply.into_inner().message)),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                Err(ApiError::NoSuchNode(name.to_string()))
+            }
+            Err(status) => Err(ApiError::Peer(status.message().to_string())),
+        };
+    }
+    let members: Vec<u64> = shared
+        .cluster
+        .known_nodes()
+        .iter()
+        .filter(|n| n.name == name && status.voters.contains(&n.id))
+        .map(|n| n.id)
+        .collect();
+    if members.is_empty() {
+        return Err(ApiError::NoSuchNode(name.to_string()));
+    }
+    if status.voters.len() <= members.len() {
+        return Err(ApiError::CannotRemoveLastNode(name.to_string()));
+    }
+    for id in members {
+        tracing::info!(node = %name, id, "removing node from the cluster");
+        shared.group.remove_voter(id).await?;
+    }
+    Ok(())
 }

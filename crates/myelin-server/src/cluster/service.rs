@@ -8,7 +8,7 @@ use std::sync::Arc;
 use myelin_protocol::cluster::cluster_server::Cluster as ClusterRpc;
 use myelin_protocol::cluster::{
     Ack, CommitIndexReply, ForwardedCommand, ForwardedQuery, HandlerAnnouncement, JoinReply,
-    JoinRequest, RaftBatch, SnapshotChunk,
+    JoinRequest, RaftBatch, RemoveNodeRequest, SnapshotChunk,
 };
 use myelin_protocol::log::{log_command::Command, RegisterNode};
 use myelin_protocol::RawCommandResponse;
@@ -40,7 +40,7 @@ impl ClusterService {
             .get(INTERNAL_TOKEN_KEY)
             .and_then(|v| v.to_str().ok());
         match presented {
-            Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+            Some(token) if crate::gateway::tokens_equal(token, expected) => Ok(()),
             Some(_) => Err(ApiError::InvalidToken {
                 method: "internal".to_string(),
             }
@@ -56,13 +56,6 @@ impl ClusterService {
     fn link_up_from(&self, from: Option<&myelin_protocol::cluster::NodeInfo>) -> bool {
         from.is_none_or(|f| self.shared.cluster.link_up_from(f.id))
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[tonic::async_trait]
@@ -226,6 +219,20 @@ impl ClusterRpc for ClusterService {
     ) -> Result<Response<Self::DispatchQueryStream>, Status> {
         self.authorize(&request)?;
         crate::queries::dispatch_forwarded(&self.shared, request.into_inner()).map(Response::new)
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<JoinReply>, Status> {
+        self.authorize(&request)?;
+        let name = request.into_inner().name;
+        super::remove_node(&self.shared, &name).await?;
+        Ok(Response::new(JoinReply {
+            accepted: true,
+            leader: Some(self.shared.cluster.me.clone()),
+            message: String::new(),
+        }))
     }
 
     async fn commit_index(
