@@ -676,7 +676,7 @@ async fn write_continuously(
                 sequence += 1;
                 ledger.acked_next.insert(aggregate.clone(), sequence);
                 uncertain = false;
-                if sequence as usize % ROTATE_EVERY == 0 {
+                if (sequence as usize).is_multiple_of(ROTATE_EVERY) {
                     node = (node + 1) % clients.len();
                 }
                 continue;

@@ -325,12 +325,12 @@ fn with_default_port(address: &str, cluster: &Cluster) -> Option<String> {
 pub(crate) async fn remove_node(shared: &Shared, name: &str) -> Result<(), ApiError> {
     let status = shared.group.status().borrow().clone();
     if !status.is_leader {
-        let leader = status.leader_id.ok_or_else(|| {
-            ApiError::Replication(myelin_replication::ReplicationError::NoLeader {
+        let leader = status.leader_id.ok_or(ApiError::Replication(
+            myelin_replication::ReplicationError::NoLeader {
                 group: 0,
                 waited_ms: 0,
-            })
-        })?;
+            },
+        ))?;
         let mut client = shared
             .cluster
             .client(leader)
