@@ -224,6 +224,9 @@ impl ReplicationGroup {
             inbox: inbox_tx.clone(),
             config,
         };
+        let mut driver = driver;
+        // Watchers see the configuration (voters, leader) from the start, not a blank status.
+        driver.publish_status();
         let (stop, stop_rx) = watch::channel(false);
         let failed = driver.status.clone();
         let thread = std::thread::Builder::new()

@@ -27,7 +27,7 @@ use myelin_protocol::wire::InstructionAck;
 use myelin_protocol::{
     number_instruction, text_instruction, ErrorCode, RawCommand, RawCommandResponse,
 };
-use myelin_routing::{FlowQueue, HandlerId, HandlerInfo, HandlerRegistry, Offer, PendingRequests};
+use myelin_routing::{FlowQueue, HandlerId, HandlerRegistry, Offer, PendingRequests, RemoteNodes};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -61,15 +61,9 @@ struct RouterState {
     registry: HandlerRegistry,
     handlers: HashMap<HandlerId, HandlerStream>,
     pending: PendingRequests<PendingCommand>,
-    /// Handlers announced by other nodes, by node id.
-    remote: HashMap<u64, RemoteNode>,
+    /// Handlers announced by other nodes.
+    remote: RemoteNodes<AnnouncedHandler>,
     forwarder: mpsc::UnboundedSender<Forward>,
-}
-
-struct RemoteNode {
-    announced: Vec<AnnouncedHandler>,
-    handlers: Vec<HandlerId>,
-    last_seen: Instant,
 }
 
 struct HandlerStream {
@@ -118,7 +112,7 @@ impl CommandRouter {
                 registry: HandlerRegistry::default(),
                 handlers: HashMap::new(),
                 pending: PendingRequests::default(),
-                remote: HashMap::new(),
+                remote: RemoteNodes::default(),
                 forwarder,
             }),
             default_timeout,
@@ -587,19 +581,12 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
         .cloned()
         .collect();
     let router = &shared.commands;
-    let old = {
-        let mut state = router.lock();
-        match state.remote.get_mut(&node) {
-            Some(known) if known.announced == announced => {
-                known.last_seen = Instant::now();
-                return;
-            }
-            _ => state
-                .remote
-                .remove(&node)
-                .map(|r| r.handlers)
-                .unwrap_or_default(),
-        }
+    let Some(old) = router
+        .lock()
+        .remote
+        .replace(node, &announced, Instant::now())
+    else {
+        return;
     };
     for id in old {
         remove_handler(shared, id);
@@ -609,28 +596,19 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
         let mut state = router.lock();
         let mut ids = Vec::new();
         for announced in &announced {
-            let Ok(remote_id) = announced.handler.parse::<u64>() else {
+            let Some((info, remote_id)) = crate::cluster::remote_handler_info(node, announced)
+            else {
                 continue;
             };
-            let id = state.registry.add_handler(HandlerInfo {
-                context: announced.context.clone(),
-                client_id: announced.client_id.clone(),
-                component: announced.component_name.clone(),
-                client_stream_id: format!("{}.{node}.{remote_id}", announced.client_id),
-            });
+            let id = state.registry.add_handler(info);
             let mut queue = FlowQueue::new(HANDLER_QUEUE_COMMANDS_MAX);
             // The remote node applies the handler's own flow control.
             let _ = queue.grant(u64::MAX / 2);
-            state.handlers.insert(
-                id,
-                HandlerStream {
-                    sink: Sink::Remote {
-                        node,
-                        handler: remote_id,
-                    },
-                    queue,
-                },
-            );
+            let sink = Sink::Remote {
+                node,
+                handler: remote_id,
+            };
+            state.handlers.insert(id, HandlerStream { sink, queue });
             for command in &announced.commands {
                 let load_factor = u32::try_from(command.load_factor).unwrap_or(0);
                 changes.extend(
@@ -646,14 +624,7 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
             handlers = ids.len(),
             "command handlers of another node updated"
         );
-        state.remote.insert(
-            node,
-            RemoteNode {
-                announced,
-                handlers: ids,
-                last_seen: Instant::now(),
-            },
-        );
+        state.remote.insert(node, announced, ids, Instant::now());
     }
     router.registrations.send_modify(|n| *n += 1);
     shared.topology.publish(&changes);
@@ -661,20 +632,11 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
 
 /// Drops the handlers of nodes that stopped announcing them.
 fn forget_stale_nodes(shared: &Shared) {
-    let stale: Vec<(u64, Vec<HandlerId>)> = {
-        let mut state = shared.commands.lock();
-        let cutoff = Duration::from_millis(REMOTE_STALE_MS);
-        let nodes: Vec<u64> = state
-            .remote
-            .iter()
-            .filter(|(_, r)| r.last_seen.elapsed() > cutoff)
-            .map(|(id, _)| *id)
-            .collect();
-        nodes
-            .into_iter()
-            .filter_map(|id| state.remote.remove(&id).map(|r| (id, r.handlers)))
-            .collect()
-    };
+    let stale = shared
+        .commands
+        .lock()
+        .remote
+        .remove_stale(Instant::now(), Duration::from_millis(REMOTE_STALE_MS));
     for (node, handlers) in stale {
         tracing::info!(
             node,

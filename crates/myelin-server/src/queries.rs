@@ -34,7 +34,7 @@ use myelin_protocol::{
     RawSubscriptionResponse,
 };
 use myelin_routing::{
-    FlowQueue, HandlerId, HandlerInfo, HandlerRegistry, Offer, PendingRequests, TopologyChange,
+    FlowQueue, HandlerId, HandlerRegistry, Offer, PendingRequests, RemoteNodes, TopologyChange,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
@@ -107,8 +107,8 @@ struct RouterState {
     handlers: HashMap<HandlerId, HandlerStream>,
     active: PendingRequests<ActiveQuery>,
     subscriptions: HashMap<String, ActiveSubscription>,
-    /// Handlers announced by other nodes: node id → (announcement, local ids, last seen).
-    remote: HashMap<u64, (Vec<AnnouncedHandler>, Vec<HandlerId>, Instant)>,
+    /// Handlers announced by other nodes.
+    remote: RemoteNodes<AnnouncedHandler>,
 }
 
 /// Query routing state shared by the service's calls.
@@ -294,14 +294,7 @@ impl QueryService for QueryServiceImpl {
         let header = query
             .header()
             .map_err(|e| Status::invalid_argument(format!("the query does not decode: {e}")))?;
-        let id = header.message_identifier.clone();
-        let instructions = &header.processing_instructions;
-        let streaming =
-            bool_instruction(instructions, ProcessingKey::ClientSupportsStreaming).unwrap_or(false);
-        let priority = number_instruction(instructions, ProcessingKey::Priority).unwrap_or(0);
-        let timeout_ms = number_instruction(instructions, ProcessingKey::Timeout)
-            .filter(|ms| *ms > 0)
-            .map_or(DEFAULT_QUERY_TIMEOUT_MS, |ms| ms as u64);
+        let options = QueryOptions::of(&header, ProcessingKey::ClientSupportsStreaming);
         let router = &self.shared.queries;
         wait_for_handler(router.registrations.subscribe(), || {
             !router
@@ -311,69 +304,34 @@ impl QueryService for QueryServiceImpl {
                 .is_empty()
         })
         .await;
-        let (caller, receiver) = mpsc::channel(CALLER_QUEUE_RESPONSES_MAX);
-        let (events, events_rx) = mpsc::unbounded_channel();
-        let targets = {
-            let mut state = self.shared.queries.lock();
-            let targets = state.registry.query_targets(&context, &header.query);
-            if targets.is_empty() {
-                let message = format!("No handler for query: {}", header.query);
-                let _ = caller.try_send(Ok(error_response(
-                    &id,
-                    ErrorCode::NoHandlerForQuery,
-                    &message,
-                )));
-                return Ok(Response::new(ReceiverStream::new(receiver)));
-            }
-            let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-            let active = ActiveQuery {
-                events: events.clone(),
-                targets: targets.clone(),
-            };
-            if state.active.insert(&id, None, deadline, active).is_err() {
-                let message = format!("Query {id} is already being handled");
-                let _ = caller.try_send(Ok(error_response(
-                    &id,
-                    ErrorCode::QueryDuplicated,
-                    &message,
-                )));
-                return Ok(Response::new(ReceiverStream::new(receiver)));
-            }
-            if streaming {
-                query.add_instruction(
-                    ProcessingKey::ServerSupportsStreaming,
-                    meta_data_value::Data::BooleanValue(true),
-                );
-            }
-            let mut reached = Vec::new();
-            for target in &targets {
-                if let Some((node, remote)) = state.remote_target(*target) {
-                    forward_query(
-                        &self.shared,
-                        *target,
-                        node,
-                        remote,
-                        &context,
-                        query.clone(),
-                        events.clone(),
-                    );
-                    reached.push(*target);
-                } else if state.send_query(*target, query.clone(), priority) {
-                    reached.push(*target);
-                }
-            }
-            reached
-        };
-        let shared = self.shared.clone();
-        tokio::spawn(async move {
-            if streaming {
-                run_streaming_query(&shared, &id, targets, events_rx, caller).await;
-            } else {
-                run_query(&shared, &id, targets, events_rx, caller).await;
-            }
-            shared.queries.lock().active.remove(&id);
-        });
-        Ok(Response::new(ReceiverStream::new(receiver)))
+        let targets = router
+            .lock()
+            .registry
+            .query_targets(&context, &header.query);
+        if targets.is_empty() {
+            let message = format!("No handler for query: {}", header.query);
+            let response = error_response(
+                &header.message_identifier,
+                ErrorCode::NoHandlerForQuery,
+                &message,
+            );
+            return Ok(Response::new(single_response(response)));
+        }
+        if options.streaming {
+            query.add_instruction(
+                ProcessingKey::ServerSupportsStreaming,
+                meta_data_value::Data::BooleanValue(true),
+            );
+        }
+        let id = header.message_identifier;
+        Ok(Response::new(start_query(
+            &self.shared,
+            &context,
+            id,
+            query,
+            targets,
+            options,
+        )))
     }
 
     type SubscriptionStream = ReceiverStream<Result<RawSubscriptionResponse, Status>>;
@@ -401,6 +359,93 @@ impl QueryService for QueryServiceImpl {
         });
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
+}
+
+/// What a query's processing instructions ask of routing.
+struct QueryOptions {
+    streaming: bool,
+    priority: i64,
+    timeout: Duration,
+}
+
+impl QueryOptions {
+    /// `streaming_key` names the instruction that makes it a streaming query: the client's on
+    /// the node it called, the server's on a node it was forwarded to.
+    fn of(header: &myelin_protocol::headers::QueryHeader, streaming_key: ProcessingKey) -> Self {
+        let instructions = &header.processing_instructions;
+        QueryOptions {
+            streaming: bool_instruction(instructions, streaming_key).unwrap_or(false),
+            priority: number_instruction(instructions, ProcessingKey::Priority).unwrap_or(0),
+            timeout: Duration::from_millis(
+                number_instruction(instructions, ProcessingKey::Timeout)
+                    .filter(|ms| *ms > 0)
+                    .map_or(DEFAULT_QUERY_TIMEOUT_MS, |ms| ms as u64),
+            ),
+        }
+    }
+}
+
+/// A response stream holding one response.
+fn single_response(response: RawQueryResponse) -> ReceiverStream<Result<RawQueryResponse, Status>> {
+    let (caller, receiver) = mpsc::channel(1);
+    let _ = caller.try_send(Ok(response));
+    ReceiverStream::new(receiver)
+}
+
+/// Sends a query to its targets (handlers here, or on other nodes through 8224) and runs it to
+/// its end in a task; the returned stream carries the responses.
+fn start_query(
+    shared: &Arc<Shared>,
+    context: &str,
+    id: String,
+    query: RawQuery,
+    targets: Vec<HandlerId>,
+    options: QueryOptions,
+) -> ReceiverStream<Result<RawQueryResponse, Status>> {
+    let (caller, receiver) = mpsc::channel(CALLER_QUEUE_RESPONSES_MAX);
+    let (events, events_rx) = mpsc::unbounded_channel();
+    let reached = {
+        let mut state = shared.queries.lock();
+        let active = ActiveQuery {
+            events: events.clone(),
+            targets: targets.clone(),
+        };
+        if state
+            .active
+            .insert(&id, None, Instant::now() + options.timeout, active)
+            .is_err()
+        {
+            let message = format!("Query {id} is already being handled");
+            return single_response(error_response(&id, ErrorCode::QueryDuplicated, &message));
+        }
+        let mut reached = Vec::new();
+        for target in targets {
+            if let Some((node, remote)) = state.remote_target(target) {
+                let forward = Forward {
+                    target,
+                    node,
+                    remote,
+                    context: context.to_string(),
+                    timeout: options.timeout,
+                };
+                forward_query(shared, forward, query.clone(), events.clone());
+                reached.push(target);
+            } else if state.send_query(target, query.clone(), options.priority) {
+                reached.push(target);
+            }
+        }
+        reached
+    };
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        if options.streaming {
+            run_streaming_query(&shared, &id, reached, events_rx, caller).await;
+        } else {
+            run_query(&shared, &id, reached, events_rx, caller).await;
+        }
+        shared.queries.lock().active.remove(&id);
+    });
+    ReceiverStream::new(receiver)
 }
 
 /// Runs a point-to-point or scatter-gather query to its end.
@@ -855,24 +900,38 @@ pub(crate) async fn run_timeouts(shared: Arc<Shared>) {
 // ---------------------------------------------------------------------------------------------
 // Handlers on other nodes
 
+/// A query's way to a handler on another node.
+struct Forward {
+    /// The local id standing for the remote handler.
+    target: HandlerId,
+    node: u64,
+    /// The handler's id on its node.
+    remote: u64,
+    context: String,
+    timeout: Duration,
+}
+
 /// Sends a query to a handler on another node; its responses come back as events of the query.
 fn forward_query(
     shared: &Arc<Shared>,
-    target: HandlerId,
-    node: u64,
-    remote: u64,
-    context: &str,
+    forward: Forward,
     query: RawQuery,
     events: mpsc::UnboundedSender<QueryEvent>,
 ) {
-    let request = ForwardedQuery {
-        handlers: vec![remote.to_string()],
-        context: context.to_string(),
-        query: Some(query),
-    };
+    let Forward {
+        target,
+        node,
+        remote,
+        context,
+        timeout,
+    } = forward;
     let client = shared.cluster.client(node);
-    let mut request = shared.cluster.request(request);
-    request.set_timeout(Duration::from_millis(DEFAULT_QUERY_TIMEOUT_MS));
+    let mut request = shared.cluster.request(ForwardedQuery {
+        handlers: vec![remote.to_string()],
+        context,
+        query: Some(query),
+    });
+    request.set_timeout(timeout);
     tokio::spawn(async move {
         let Some(mut client) = client else {
             let _ = events.send(QueryEvent::HandlerGone(target));
@@ -919,61 +978,33 @@ pub(crate) fn dispatch_forwarded(
     let header = query
         .header()
         .map_err(|e| Status::invalid_argument(format!("the query does not decode: {e}")))?;
-    let id = header.message_identifier.clone();
-    let instructions = &header.processing_instructions;
-    let streaming =
-        bool_instruction(instructions, ProcessingKey::ServerSupportsStreaming).unwrap_or(false);
-    let priority = number_instruction(instructions, ProcessingKey::Priority).unwrap_or(0);
-    let timeout_ms = number_instruction(instructions, ProcessingKey::Timeout)
-        .filter(|ms| *ms > 0)
-        .map_or(DEFAULT_QUERY_TIMEOUT_MS, |ms| ms as u64);
-    let (caller, receiver) = mpsc::channel(CALLER_QUEUE_RESPONSES_MAX);
-    let (events, events_rx) = mpsc::unbounded_channel();
-    let targets = {
-        let mut state = shared.queries.lock();
-        let named: Vec<HandlerId> = forwarded
+    let options = QueryOptions::of(&header, ProcessingKey::ServerSupportsStreaming);
+    let targets: Vec<HandlerId> = {
+        let state = shared.queries.lock();
+        forwarded
             .handlers
             .iter()
             .filter_map(|h| h.parse().ok().map(HandlerId))
             .filter(|h| state.is_local(*h))
-            .collect();
-        if named.is_empty() {
-            let _ = caller.try_send(Ok(error_response(
-                &id,
-                ErrorCode::ConnectionToHandlerLost,
-                "The query's handler is no longer connected to this node",
-            )));
-            return Ok(ReceiverStream::new(receiver));
-        }
-        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-        let active = ActiveQuery {
-            events,
-            targets: named.clone(),
-        };
-        if state.active.insert(&id, None, deadline, active).is_err() {
-            let message = format!("Query {id} is already being handled");
-            let _ = caller.try_send(Ok(error_response(
-                &id,
-                ErrorCode::QueryDuplicated,
-                &message,
-            )));
-            return Ok(ReceiverStream::new(receiver));
-        }
-        named
-            .into_iter()
-            .filter(|t| state.send_query(*t, query.clone(), priority))
-            .collect::<Vec<_>>()
+            .collect()
     };
-    let shared = shared.clone();
-    tokio::spawn(async move {
-        if streaming {
-            run_streaming_query(&shared, &id, targets, events_rx, caller).await;
-        } else {
-            run_query(&shared, &id, targets, events_rx, caller).await;
-        }
-        shared.queries.lock().active.remove(&id);
-    });
-    Ok(ReceiverStream::new(receiver))
+    if targets.is_empty() {
+        let response = error_response(
+            &header.message_identifier,
+            ErrorCode::ConnectionToHandlerLost,
+            "The query's handler is no longer connected to this node",
+        );
+        return Ok(single_response(response));
+    }
+    let id = header.message_identifier;
+    Ok(start_query(
+        shared,
+        &forwarded.context,
+        id,
+        query,
+        targets,
+        options,
+    ))
 }
 
 /// This node's own query handlers, as announced to the others.
@@ -1019,15 +1050,13 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
         .filter(|h| !h.queries.is_empty())
         .cloned()
         .collect();
-    let old = {
-        let mut state = shared.queries.lock();
-        match state.remote.get_mut(&node) {
-            Some(known) if known.0 == announced => {
-                known.2 = Instant::now();
-                return;
-            }
-            _ => state.remote.remove(&node).map(|r| r.1).unwrap_or_default(),
-        }
+    let Some(old) = shared
+        .queries
+        .lock()
+        .remote
+        .replace(node, &announced, Instant::now())
+    else {
+        return;
     };
     for id in old {
         remove_handler(shared, id);
@@ -1037,33 +1066,24 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
         let mut state = shared.queries.lock();
         let mut ids = Vec::new();
         for handler in &announced {
-            let Ok(remote_id) = handler.handler.parse::<u64>() else {
+            let Some((info, remote_id)) = crate::cluster::remote_handler_info(node, handler) else {
                 continue;
             };
-            let id = state.registry.add_handler(HandlerInfo {
-                context: handler.context.clone(),
-                client_id: handler.client_id.clone(),
-                component: handler.component_name.clone(),
-                client_stream_id: format!("{}.{node}.{remote_id}", handler.client_id),
-            });
+            let id = state.registry.add_handler(info);
             let mut queue = FlowQueue::new(HANDLER_QUEUE_QUERIES_MAX);
+            // The remote node applies the handler's own flow control.
             let _ = queue.grant(u64::MAX / 2);
-            state.handlers.insert(
-                id,
-                HandlerStream {
-                    sink: Sink::Remote {
-                        node,
-                        handler: remote_id,
-                    },
-                    queue,
-                },
-            );
+            let sink = Sink::Remote {
+                node,
+                handler: remote_id,
+            };
+            state.handlers.insert(id, HandlerStream { sink, queue });
             for query in &handler.queries {
                 changes.extend(state.registry.subscribe_query(id, &query.query));
             }
             ids.push(id);
         }
-        state.remote.insert(node, (announced, ids, Instant::now()));
+        state.remote.insert(node, announced, ids, Instant::now());
     }
     shared.queries.registrations.send_modify(|n| *n += 1);
     shared.topology.publish(&changes);
@@ -1071,22 +1091,11 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
 
 /// Drops the query handlers of nodes that stopped announcing them.
 fn forget_stale_nodes(shared: &Shared) {
-    let stale: Vec<HandlerId> = {
-        let mut state = shared.queries.lock();
-        let cutoff = Duration::from_millis(crate::commands::REMOTE_STALE_MS);
-        let nodes: Vec<u64> = state
-            .remote
-            .iter()
-            .filter(|(_, r)| r.2.elapsed() > cutoff)
-            .map(|(id, _)| *id)
-            .collect();
-        nodes
-            .into_iter()
-            .filter_map(|id| state.remote.remove(&id))
-            .flat_map(|r| r.1)
-            .collect()
-    };
-    for id in stale {
+    let stale = shared.queries.lock().remote.remove_stale(
+        Instant::now(),
+        Duration::from_millis(crate::commands::REMOTE_STALE_MS),
+    );
+    for id in stale.into_iter().flat_map(|(_, handlers)| handlers) {
         remove_handler(shared, id);
     }
 }

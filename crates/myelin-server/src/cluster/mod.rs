@@ -11,8 +11,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use myelin_protocol::cluster::cluster_client::ClusterClient;
-use myelin_protocol::cluster::{JoinRequest, NodeInfo, RemoveNodeRequest};
+use myelin_protocol::cluster::{AnnouncedHandler, JoinRequest, NodeInfo, RemoveNodeRequest};
 use myelin_protocol::log::{log_command::Command, RegisterNode};
+use myelin_routing::HandlerInfo;
 use prost::Message;
 use tonic::transport::{Channel, Endpoint};
 
@@ -365,4 +366,19 @@ pub(crate) async fn remove_node(shared: &Shared, name: &str) -> Result<(), ApiEr
         shared.group.remove_voter(id).await?;
     }
     Ok(())
+}
+
+/// Who stands behind a handler another node announced, and its id there.
+pub(crate) fn remote_handler_info(
+    node: u64,
+    announced: &AnnouncedHandler,
+) -> Option<(HandlerInfo, u64)> {
+    let remote_id = announced.handler.parse::<u64>().ok()?;
+    let info = HandlerInfo {
+        context: announced.context.clone(),
+        client_id: announced.client_id.clone(),
+        component: announced.component_name.clone(),
+        client_stream_id: format!("{}.{node}.{remote_id}", announced.client_id),
+    };
+    Some((info, remote_id))
 }
