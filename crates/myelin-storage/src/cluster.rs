@@ -132,12 +132,7 @@ impl Store {
         target_db.flush_wal(true)?;
 
         let cf = self.cf(CF_RAFT);
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(
-            cf,
-            keys::raft_entry_key(group, 0),
-            keys::raft_entry_key(group, u64::MAX),
-        );
+        let mut batch = self.without_log_entries(group);
         let mut truncated = raft.index.to_be_bytes().to_vec();
         truncated.extend_from_slice(&raft.term.to_be_bytes());
         batch.put_cf(
@@ -165,6 +160,17 @@ impl Store {
         self.reload_contexts()
     }
 
+    /// A batch that drops every stored entry of `group`'s log.
+    fn without_log_entries(&self, group: u32) -> WriteBatch {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            self.cf(CF_RAFT),
+            keys::raft_entry_key(group, 0),
+            keys::raft_entry_key(group, u64::MAX),
+        );
+        batch
+    }
+
     /// True when a snapshot installation was cut short: the data is partial.
     pub fn interrupted_install(&self) -> Result<bool, StorageError> {
         Ok(self
@@ -183,12 +189,7 @@ impl Store {
         let (snap_db, snap_cf) = self.snapshot_cf();
         snap_db.delete_range_cf(snap_cf, [].as_slice(), KEY_SPACE_END.as_slice())?;
         let cf = self.cf(CF_RAFT);
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(
-            cf,
-            keys::raft_entry_key(group, 0),
-            keys::raft_entry_key(group, u64::MAX),
-        );
+        let mut batch = self.without_log_entries(group);
         for tag in [
             keys::RAFT_TRUNCATED,
             keys::RAFT_CONF_STATE,
