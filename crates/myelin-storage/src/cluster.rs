@@ -119,15 +119,21 @@ impl Store {
         self.db()
             .put_cf_opt(self.cf(CF_RAFT), keys::LOCAL_INSTALLING, [1], &synced)?;
 
-        for name in [CF_EVENTS, CF_AGGREGATES, CF_META] {
-            copy_family(&main, name, self.db(), self.cf(name))?;
+        // This node's data is a prefix of the leader's (both applied the same log), and events,
+        // the aggregate index and snapshots are only ever added: writing the leader's keys over
+        // them never makes a stored key disappear for a reader. The meta family also loses keys
+        // (fired schedules), so it is replaced.
+        for name in [CF_EVENTS, CF_AGGREGATES] {
+            copy_family(&main, name, self.db(), self.cf(name), Copy::Merge)?;
         }
+        copy_family(&main, CF_META, self.db(), self.cf(CF_META), Copy::Replace)?;
         let (target_db, target_cf) = self.snapshot_cf();
         copy_family(
             snapshots.as_ref().unwrap_or(&main),
             CF_SNAPSHOTS,
             target_db,
             target_cf,
+            Copy::Merge,
         )?;
         target_db.flush_wal(true)?;
 
@@ -224,14 +230,25 @@ fn family<'a>(db: &'a DB, name: &str) -> Result<&'a rocksdb::ColumnFamily, Stora
         .ok_or_else(|| StorageError::corrupt("checkpoint", format!("no column family {name}")))
 }
 
-/// Replaces every key of `target_cf` with the keys of the source's family `name`.
+/// How a family is brought to the checkpoint's contents.
+enum Copy {
+    /// Write the checkpoint's keys over what is there.
+    Merge,
+    /// Drop what is there first.
+    Replace,
+}
+
+/// Writes the keys of the source's family `name` into `target_cf`.
 fn copy_family(
     source: &DB,
     name: &str,
     target: &DB,
     target_cf: &rocksdb::ColumnFamily,
+    how: Copy,
 ) -> Result<(), StorageError> {
-    target.delete_range_cf(target_cf, [].as_slice(), KEY_SPACE_END.as_slice())?;
+    if let Copy::Replace = how {
+        target.delete_range_cf(target_cf, [].as_slice(), KEY_SPACE_END.as_slice())?;
+    }
     let mut batch = WriteBatch::default();
     let mut bytes = 0;
     for item in source.iterator_cf(family(source, name)?, IteratorMode::Start) {
@@ -323,7 +340,8 @@ mod tests {
 
         let follower_dir = tempfile::tempdir().expect("tempdir");
         let follower = Store::open(follower_dir.path(), follower_dir.path()).expect("open");
-        append(&follower, 1, "stale", 0);
+        // A follower holds a prefix of what the leader applied.
+        append(&follower, 1, "a", 0);
         follower
             .install_checkpoint(
                 &checkpoint,
