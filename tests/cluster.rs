@@ -18,6 +18,8 @@ use myelin_tests::handlers::{
 use myelin_tests::*;
 
 const CLUSTER_TEST_TIMEOUT: Duration = Duration::from_secs(150);
+/// How long a node that stopped announcing keeps its handlers on the others (`commands.rs`).
+const REMOTE_STALE: Duration = Duration::from_millis(4000);
 
 async fn bounded<F: std::future::Future<Output = ()>>(test: F) {
     if tokio::time::timeout(CLUSTER_TEST_TIMEOUT, test)
@@ -491,21 +493,98 @@ async fn c10_an_admin_removes_a_dead_node_and_a_new_one_takes_its_place() {
         assert_eq!(status, 200, "{body}");
         let (status, code, _) = http("DELETE", &url, Some("admin-secret")).await;
         assert_eq!((status, code.as_deref()), (404, Some("AXONIQ-1301")));
-        let (_, _, nodes) = http("GET", &cluster.http_url(asked, "/v1/cluster"), None).await;
-        let names: Vec<&str> = nodes
-            .as_array()
-            .expect("node list")
-            .iter()
-            .filter_map(|n| n["name"].as_str())
-            .collect();
-        assert_eq!(names.len(), 2, "{nodes}");
-        assert!(!names.contains(&format!("node-{gone}").as_str()), "{nodes}");
+        // The node that was asked applies the change right after the leader.
+        let names = eventually(
+            "the removal reaches every node",
+            Duration::from_secs(10),
+            || async {
+                let (_, _, nodes) =
+                    http("GET", &cluster.http_url(asked, "/v1/cluster"), None).await;
+                let names: Vec<String> = nodes
+                    .as_array()?
+                    .iter()
+                    .filter_map(|n| n["name"].as_str().map(str::to_string))
+                    .collect();
+                (names.len() == 2).then_some(names)
+            },
+        )
+        .await;
+        assert!(!names.contains(&format!("node-{gone}")), "{names:?}");
 
         // A new node (new disk, new identity) with the same name joins in its place.
         cluster.wipe_and_restart(gone).await;
         cluster.wait_until_formed().await;
         let (_, _, nodes) = http("GET", &cluster.http_url(asked, "/v1/cluster"), None).await;
         assert_eq!(nodes.as_array().map(Vec::len), Some(3), "{nodes}");
+    })
+    .await;
+}
+
+/// Answers every command with `answer` until the stream ends.
+fn serve_commands(
+    mut handler: CommandHandler,
+    answer: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(received) = handler.next_command(Duration::from_secs(60)).await {
+            let response = myelin_protocol::grpc::command::CommandResponse {
+                payload: payload(answer),
+                ..Default::default()
+            };
+            handler.respond(&received, response).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn c11_an_application_that_moves_to_another_node_gets_its_commands_there_at_once() {
+    bounded(async {
+        let mut cluster = TestCluster::start(3, |_, _| {}).await;
+        let first = CommandHandler::connect(&cluster.client(1).await, "app-1", &["Pay"], 1000).await;
+        let _first = serve_commands(first, "served on node 1");
+        let dispatcher = cluster.client(0).await;
+        let dispatch = |key: String| {
+            let mut commands = dispatcher.commands.clone();
+            async move {
+                commands
+                    .dispatch(command("Pay", &key, None, Some(10_000)))
+                    .await
+                    .expect("dispatch")
+                    .into_inner()
+            }
+        };
+        eventually("node 0 routes to the handler on node 1", Duration::from_secs(20), || async {
+            let answer = dispatch("warm-up".to_string()).await;
+            (text(&answer.payload) == "served on node 1").then_some(())
+        })
+        .await;
+
+        // Node 1 dies; the application reconnects to node 2 with the same client id.
+        cluster.stop(1).await;
+        let moved = CommandHandler::connect(&cluster.client(2).await, "app-1", &["Pay"], 1000).await;
+        let _moved = serve_commands(moved, "served on node 2");
+        let started = std::time::Instant::now();
+        eventually("node 0 routes to the handler on node 2", Duration::from_secs(20), || async {
+            let answer = dispatch("first-after-move".to_string()).await;
+            (text(&answer.payload) == "served on node 2").then_some(())
+        })
+        .await;
+        let mut failures = Vec::new();
+        for key in 0..20 {
+            let answer = dispatch(format!("card-{key}")).await;
+            if text(&answer.payload) != "served on node 2" {
+                failures.push(answer.error_code);
+            }
+        }
+        println!(
+            "moved handler: first command served {:?} after the move, then 20 of 20 expected, failures: {failures:?}",
+            started.elapsed()
+        );
+        assert!(failures.is_empty(), "every routing key reaches the moved handler: {failures:?}");
+        assert!(
+            started.elapsed() < REMOTE_STALE,
+            "served before the dead node's handlers would have gone stale"
+        );
     })
     .await;
 }

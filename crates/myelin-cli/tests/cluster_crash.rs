@@ -5,18 +5,18 @@
 //! order, every acknowledged event present, no aggregate sequence number twice, contiguous
 //! aggregate streams, nothing nobody sent. A final SIGTERM must stop all three with status 0.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::net::TcpListener;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use myelin_protocol::grpc::event::{Event, GetEventsRequest, GetLastTokenRequest};
+use myelin_protocol::grpc::event::GetLastTokenRequest;
 use myelin_testkit::{domain_event, eventually, AxonClient};
+use support::{free_ports, into_ledger, lock, read_all_events, Ports, Server, TestDir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NODES: usize = 3;
@@ -37,10 +37,7 @@ const PAYLOAD_TYPE: &str = "ClusterCrashEvent";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_appends_survive_a_sigkilled_leader() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    // Declared after `dir`, so it runs first on unwinding: the logs are printed before the
-    // directory goes away (the nodes are already killed by then, inside the timed future).
-    let _logs = DumpLogsOnPanic(dir.path().to_path_buf());
+    let dir = TestDir::new();
     let started = Instant::now();
     match tokio::time::timeout(TEST_TIMEOUT, cluster_crash_test(dir.path())).await {
         Ok(()) => println!("cluster crash test passed in {:?}", started.elapsed()),
@@ -64,15 +61,15 @@ async fn cluster_crash_test(root: &Path) {
         println!(
             "  {}: pid {}, gRPC {}, HTTP {}, internal {}",
             node.name,
-            node.pid(),
-            node.ports.grpc,
-            node.ports.http,
-            node.ports.internal
+            node.server.pid(),
+            node.server.ports.grpc,
+            node.server.ports.http,
+            node.server.ports.internal
         );
     }
     let mut clients = Vec::new();
     for node in &nodes {
-        clients.push(AxonClient::connect(&node.endpoint(), "default", None).await);
+        clients.push(AxonClient::connect(&node.server.endpoint(), "default", None).await);
     }
     assert_eq!(
         last_token(&mut clients[0]).await,
@@ -116,7 +113,7 @@ async fn cluster_crash_test(root: &Path) {
     let victim = index_of(&nodes, &before.leader);
     let acked_at_kill = lock(&ledger).acked.len();
     let killed_at = Instant::now();
-    let status = nodes[victim].sigkill();
+    let status = nodes[victim].server.sigkill();
     assert_eq!(
         status.signal(),
         Some(9),
@@ -126,12 +123,15 @@ async fn cluster_crash_test(root: &Path) {
     println!(
         "SIGKILLed {} (pid {}, leader of term {}) after {acked_at_kill} acknowledged appends",
         nodes[victim].name,
-        nodes[victim].pid(),
+        nodes[victim].server.pid(),
         before.term
     );
     let survivors: Vec<usize> = (0..NODES).filter(|i| *i != victim).collect();
     let killed_name = nodes[victim].name.clone();
-    let ports: Vec<u16> = survivors.iter().map(|i| nodes[*i].ports.http).collect();
+    let ports: Vec<u16> = survivors
+        .iter()
+        .map(|i| nodes[*i].server.ports.http)
+        .collect();
     let after = eventually(
         "the survivors agree on a new leader",
         Duration::from_secs(30),
@@ -205,7 +205,7 @@ async fn cluster_crash_test(root: &Path) {
          leader {} (term {})",
         phase.elapsed(),
         nodes[victim].name,
-        nodes[victim].pid(),
+        nodes[victim].server.pid(),
         rejoined.leader,
         rejoined.term
     );
@@ -219,11 +219,7 @@ async fn cluster_crash_test(root: &Path) {
             .expect("a writer did not stop")
             .expect("a writer panicked");
     }
-    let ledger = Arc::try_unwrap(ledger)
-        .map_err(|_| "ledger still shared")
-        .expect("writers are done")
-        .into_inner()
-        .expect("ledger lock");
+    let ledger = into_ledger(ledger);
     ledger.print_summary();
     assert!(
         ledger.unexpected.is_empty(),
@@ -262,7 +258,7 @@ async fn cluster_crash_test(root: &Path) {
     println!("phase: verify every node");
     let mut reference: Option<Vec<String>> = None;
     for (index, client) in clients.iter_mut().enumerate() {
-        let stored = read_all_events(client, count).await;
+        let stored = read_all_events(client, count, "cluster-crash").await;
         let tokens: Vec<i64> = stored.iter().map(|(token, _)| *token).collect();
         let expected: Vec<i64> = (0..count as i64).collect();
         assert!(
@@ -377,19 +373,14 @@ async fn cluster_crash_test(root: &Path) {
     println!("phase: SIGTERM all nodes");
     drop(clients);
     for node in &nodes {
-        node.sigterm();
+        node.server.sigterm();
     }
     for node in &mut nodes {
-        let status = node.wait_for_exit(Duration::from_secs(30)).await;
-        let log = std::fs::read_to_string(&node.log).expect("read the node log");
-        let after_sigterm = log
-            .split_once("SIGTERM received")
-            .map(|(_, rest)| rest)
-            .unwrap_or_else(|| panic!("{} did not log the SIGTERM", node.name));
-        let complaints: Vec<&str> = after_sigterm
-            .lines()
-            .filter(|line| line.contains("WARN") || line.contains("ERROR"))
-            .collect();
+        let status = node
+            .server
+            .wait_for_exit(&node.name, Duration::from_secs(30))
+            .await;
+        let complaints = node.server.complaints_after_sigterm(&node.name);
         assert!(
             status.success(),
             "after SIGTERM {} should exit with status 0, not {status}",
@@ -487,14 +478,14 @@ struct Agreement {
 /// Waits until all nodes name the same leader, which calls itself LEADER, with 3 voters each;
 /// with `need_up` also until every node is UP (HTTP 200: caught up). Panics early (with its log)
 /// if one of the processes exits.
-async fn wait_for_agreement(what: &str, nodes: &mut [Server], need_up: bool) -> Agreement {
+async fn wait_for_agreement(what: &str, nodes: &mut [Node], need_up: bool) -> Agreement {
     eventually(what, Duration::from_secs(60), || {
         for node in nodes.iter_mut() {
             node.assert_running();
         }
         let ports: Vec<(String, u16)> = nodes
             .iter()
-            .map(|n| (n.name.clone(), n.ports.http))
+            .map(|n| (n.name.clone(), n.server.ports.http))
             .collect();
         async move {
             let mut healths = Vec::new();
@@ -518,7 +509,7 @@ async fn wait_for_agreement(what: &str, nodes: &mut [Server], need_up: bool) -> 
     .await
 }
 
-fn index_of(nodes: &[Server], name: &str) -> usize {
+fn index_of(nodes: &[Node], name: &str) -> usize {
     nodes
         .iter()
         .position(|n| n.name == name)
@@ -527,13 +518,13 @@ fn index_of(nodes: &[Server], name: &str) -> usize {
 
 /// Every node UP with the same last token: (that token if it equals `previous`, the token).
 async fn converged(
-    nodes: &[Server],
+    nodes: &[Node],
     clients: &mut [AxonClient],
     previous: Option<i64>,
 ) -> (Option<i64>, Option<i64>) {
     let mut tokens = HashSet::new();
     for (node, client) in nodes.iter().zip(clients.iter_mut()) {
-        if !health(node.ports.http).await.is_some_and(|h| h.up) {
+        if !health(node.server.ports.http).await.is_some_and(|h| h.up) {
             return (None, None);
         }
         match last_token(client).await {
@@ -602,10 +593,6 @@ impl Ledger {
             println!("  first {kind}: {example}");
         }
     }
-}
-
-fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
-    ledger.lock().expect("ledger lock")
 }
 
 /// Waits until `target` appends are acknowledged; panics early on an unexplainable refusal.
@@ -727,116 +714,27 @@ async fn last_token(client: &mut AxonClient) -> Option<i64> {
     }
 }
 
-/// Reads the first `count` events of the node's global stream, as (token, event).
-async fn read_all_events(client: &mut AxonClient, count: usize) -> Vec<(i64, Event)> {
-    let first = GetEventsRequest {
-        tracking_token: 0,
-        number_of_permits: 1_000_000,
-        client_id: "cluster-crash-test".into(),
-        component_name: "cluster-crash-test".into(),
-        processor: "cluster-crash-verifier".into(),
-        ..Default::default()
-    };
-    // The request stream stays open while reading (closing it ends the tracking stream) and is
-    // closed afterwards, so the call ends and the node's graceful shutdown need not wait for it.
-    let (requests_tx, requests_rx) = tokio::sync::mpsc::channel(1);
-    requests_tx
-        .send(first)
-        .await
-        .expect("queue the first GetEventsRequest");
-    let requests = tokio_stream::wrappers::ReceiverStream::new(requests_rx);
-    let mut stream = client
-        .events
-        .list_events(requests)
-        .await
-        .expect("ListEvents")
-        .into_inner();
-    let mut events = Vec::with_capacity(count);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while events.len() < count {
-        let message = tokio::time::timeout_at(deadline, stream.message())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "ListEvents delivered only {} of {count} events within 30 s",
-                    events.len()
-                )
-            })
-            .expect("ListEvents stream failed")
-            .unwrap_or_else(|| panic!("ListEvents ended after {} of {count} events", events.len()));
-        let event = message.event.expect("EventWithToken without an event");
-        events.push((message.token, event));
-    }
-    drop(requests_tx);
-    // Caught up and half-closed: the node ends the stream.
-    let rest = tokio::time::timeout(Duration::from_secs(10), stream.message())
-        .await
-        .expect("ListEvents did not end within 10 s of closing the request stream")
-        .expect("ListEvents stream failed");
-    assert!(
-        rest.is_none(),
-        "ListEvents delivered more than {count} events: {rest:?}"
-    );
-    events
-}
-
 // ==================================================================== the processes
 
-#[derive(Clone, Copy)]
-struct Ports {
-    grpc: u16,
-    http: u16,
-    internal: u16,
-}
-
-/// Loopback ports for `n` nodes that were free a moment ago (held together so they differ).
-fn free_ports(n: usize) -> Vec<Ports> {
-    let bind = || TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let held: Vec<[TcpListener; 3]> = (0..n).map(|_| [bind(), bind(), bind()]).collect();
-    let port = |l: &TcpListener| l.local_addr().expect("local address").port();
-    held.iter()
-        .map(|[grpc, http, internal]| Ports {
-            grpc: port(grpc),
-            http: port(http),
-            internal: port(internal),
-        })
-        .collect()
-}
-
-/// A running `myelin serve` cluster member; dropping it SIGKILLs the process (by its Child
-/// handle) if it still runs.
-struct Server {
+/// A cluster member: its running `myelin serve` and what it takes to start it again.
+struct Node {
     name: String,
-    child: Child,
-    ports: Ports,
+    server: Server,
     data: PathBuf,
     /// `autocluster.first`: the internal address of node 0.
     first: String,
     root: PathBuf,
-    log: PathBuf,
 }
 
-impl Server {
-    fn spawn(
-        root: &Path,
-        data: &Path,
-        name: &str,
-        label: &str,
-        ports: Ports,
-        first: &str,
-    ) -> Server {
+impl Node {
+    fn spawn(root: &Path, data: &Path, name: &str, label: &str, ports: Ports, first: &str) -> Node {
         std::fs::create_dir_all(data).expect("data directory");
-        let log = root.join(format!("{name}-{label}.log"));
-        let child = start_process(data, name, &log, ports, first, root);
-        println!("started {name} ({label}): pid {}", child.id());
-        Server {
+        Node {
             name: name.to_string(),
-            child,
-            ports,
+            server: start_process(root, data, name, label, ports, first),
             data: data.to_path_buf(),
             first: first.to_string(),
             root: root.to_path_buf(),
-            log,
         }
     }
 
@@ -845,23 +743,21 @@ impl Server {
     async fn respawn(&mut self, label: &str) {
         for attempt in 1..=10 {
             let label = format!("{label}-{attempt}");
-            self.log = self.root.join(format!("{}-{label}.log", self.name));
-            self.child = start_process(
+            self.server = start_process(
+                &self.root,
                 &self.data,
                 &self.name,
-                &self.log,
-                self.ports,
+                &label,
+                self.server.ports,
                 &self.first,
-                &self.root,
             );
-            println!("started {} ({label}): pid {}", self.name, self.child.id());
             // Either it runs past binding its ports, or it exits.
             let outcome = eventually(
                 "the restarted node to bind or exit",
                 Duration::from_secs(30),
                 || {
-                    let exited = self.child.try_wait().expect("try_wait");
-                    let port = self.ports.http;
+                    let exited = self.server.exited();
+                    let port = self.server.ports.http;
                     async move {
                         if let Some(status) = exited {
                             return Some(Err(status));
@@ -874,7 +770,7 @@ impl Server {
             match outcome {
                 Ok(()) => return,
                 Err(status) => {
-                    let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                    let log = std::fs::read_to_string(&self.server.log).unwrap_or_default();
                     assert!(
                         log.contains("cannot listen on ports"),
                         "{} exited after the restart ({status}):\n{log}",
@@ -891,107 +787,53 @@ impl Server {
         panic!("{}: its ports stayed busy after 10 attempts", self.name);
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ports.grpc)
-    }
-
     /// Panics with the node's log if its process has exited.
     fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        if let Some(status) = self.server.exited() {
+            let log = std::fs::read_to_string(&self.server.log).unwrap_or_default();
             panic!("{} exited unexpectedly ({status}):\n{log}", self.name);
         }
     }
-
-    fn sigkill(&mut self) -> ExitStatus {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap the killed process")
-    }
-
-    fn sigterm(&self) {
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill -TERM");
-        assert!(sent.success(), "kill -TERM {} failed: {sent}", self.pid());
-    }
-
-    async fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let child = &mut self.child;
-        let what = format!("{} to exit after SIGTERM", self.name);
-        eventually(&what, timeout, || {
-            let status = child.try_wait().expect("try_wait");
-            async move { status }
-        })
-        .await
-    }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
+/// Starts `myelin serve` as cluster member `name`, its log in `root/{name}-{label}.log`.
 fn start_process(
+    root: &Path,
     data: &Path,
     name: &str,
-    log: &Path,
+    label: &str,
     ports: Ports,
     first: &str,
-    root: &Path,
-) -> Child {
-    let file = File::create(log).expect("create the log file");
+) -> Server {
+    let log = root.join(format!("{name}-{label}.log"));
     let set = |key: &str, value: &str| ["--set".to_string(), format!("{key}={value}")];
-    Command::new(env!("CARGO_BIN_EXE_myelin"))
-        .arg("serve")
-        .arg("--port")
-        .arg(ports.grpc.to_string())
-        .arg("--http-port")
-        .arg(ports.http.to_string())
-        .arg("--data")
-        .arg(data)
-        .args(set(
-            "axoniq.axonserver.internal-port",
-            &ports.internal.to_string(),
-        ))
-        .args(set("axoniq.axonserver.name", name))
-        .args(set("axoniq.axonserver.hostname", "127.0.0.1"))
-        .args(set("axoniq.axonserver.internal-hostname", "127.0.0.1"))
-        .args(set("axoniq.axonserver.autocluster.first", first))
-        // Plain text logs (they are files, not a terminal).
-        .env("NO_COLOR", "1")
-        // No stray axonserver.properties from the working directory.
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("clone the log file"))
-        .stderr(file)
-        .spawn()
-        .expect("start the myelin binary")
+    let server = Server::spawn(root, data, ports, log, |command| {
+        command
+            .args(set("axoniq.axonserver.name", name))
+            .args(set("axoniq.axonserver.hostname", "127.0.0.1"))
+            .args(set("axoniq.axonserver.internal-hostname", "127.0.0.1"))
+            .args(set("axoniq.axonserver.autocluster.first", first))
+            // Plain text logs (they are files, not a terminal).
+            .env("NO_COLOR", "1")
+    });
+    println!("started {name} ({label}): pid {}", server.pid());
+    server
 }
 
 /// Starts the three nodes (node 0 is `autocluster.first`) and waits until they agree on a leader
 /// with three voters. If a node cannot listen on its ports (taken in the meantime), starts over
 /// with fresh ports and fresh data directories.
-async fn start_cluster(root: &Path) -> (Vec<Server>, Agreement) {
+async fn start_cluster(root: &Path) -> (Vec<Node>, Agreement) {
     for attempt in 1..=3 {
         let ports = free_ports(NODES);
         let first = format!("127.0.0.1:{}", ports[0].internal);
-        let mut nodes: Vec<Server> = ports
+        let mut nodes: Vec<Node> = ports
             .iter()
             .enumerate()
             .map(|(index, ports)| {
                 let name = format!("node-{index}");
                 let data = root.join(format!("attempt-{attempt}")).join(&name);
-                Server::spawn(
+                Node::spawn(
                     root,
                     &data,
                     &name,
@@ -1009,11 +851,11 @@ async fn start_cluster(root: &Path) -> (Vec<Server>, Agreement) {
                 let mut exited = None;
                 let mut waiting = Vec::new();
                 for node in nodes.iter_mut() {
-                    match node.child.try_wait().expect("try_wait") {
+                    match node.server.exited() {
                         Some(status) => {
-                            exited = Some((node.name.clone(), status, node.log.clone()))
+                            exited = Some((node.name.clone(), status, node.server.log.clone()))
                         }
-                        None => waiting.push(node.ports.http),
+                        None => waiting.push(node.server.ports.http),
                     }
                 }
                 async move {
@@ -1041,27 +883,4 @@ async fn start_cluster(root: &Path) -> (Vec<Server>, Agreement) {
         return (nodes, formed);
     }
     panic!("no free ports for the cluster after 3 attempts");
-}
-
-/// Prints every node log in the directory if the test fails.
-struct DumpLogsOnPanic(PathBuf);
-
-impl Drop for DumpLogsOnPanic {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let Ok(entries) = std::fs::read_dir(&self.0) else {
-            return;
-        };
-        let mut logs: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
-            .collect();
-        logs.sort();
-        for log in logs {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            eprintln!("===== {} =====\n{text}", log.display());
-        }
-    }
 }

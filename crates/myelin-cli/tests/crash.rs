@@ -4,21 +4,22 @@
 //! transactions, contiguous aggregate streams, and appends (right and wrong sequence) still
 //! behaving. A final SIGTERM must stop the node cleanly with exit status 0.
 
+mod support;
+
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use myelin_protocol::grpc::event::{
-    Event, GetAggregateEventsRequest, GetEventsRequest, GetLastTokenRequest,
-    ReadHighestSequenceNrRequest,
+    Event, GetAggregateEventsRequest, GetLastTokenRequest, ReadHighestSequenceNrRequest,
 };
 use myelin_testkit::{domain_event, eventually, AxonClient};
+use support::{free_ports, into_ledger, lock, read_all_events, Ports, Server, TestDir};
 
 const WRITERS: usize = 8;
 const AGGREGATES_PER_WRITER: usize = 5;
@@ -28,10 +29,7 @@ const PAYLOAD_TYPE: &str = "CrashTestEvent";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_appends_survive_sigkill_and_restart() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    // Declared after `dir`, so it runs first on unwinding: the logs are printed before the
-    // directory goes away (the servers are already killed by then, inside the timed future).
-    let _logs = DumpLogsOnPanic(dir.path().to_path_buf());
+    let dir = TestDir::new();
     let started = Instant::now();
     match tokio::time::timeout(Duration::from_secs(120), crash_test(dir.path())).await {
         Ok(()) => println!("crash test passed in {:?}", started.elapsed()),
@@ -46,7 +44,7 @@ async fn crash_test(root: &Path) {
     // ---------------------------------------------------------------- start
     let phase = Instant::now();
     println!("phase: start (data in {})", data.display());
-    let (mut first, mut probe) = start_ready(root, &data, "serve-1", Ports::free()).await;
+    let (mut first, mut probe) = start_ready(root, &data, "serve-1", free_ports(1)[0]).await;
     let last = last_token(&mut probe).await;
     assert_eq!(last, -1, "a fresh data directory has no events");
     println!(
@@ -118,11 +116,7 @@ async fn crash_test(root: &Path) {
             interrupted += 1;
         }
     }
-    let ledger = Arc::try_unwrap(ledger)
-        .map_err(|_| "ledger still shared")
-        .expect("writers are done")
-        .into_inner()
-        .expect("ledger lock");
+    let ledger = into_ledger(ledger);
     assert!(
         ledger.pre_kill_errors.is_empty(),
         "appends failed before the kill: {:#?}",
@@ -163,7 +157,7 @@ async fn crash_test(root: &Path) {
         "the store has {count} events but {} were acknowledged",
         ledger.acked.len()
     );
-    let stored = read_all_events(&mut client, count).await;
+    let stored = read_all_events(&mut client, count, "crash").await;
 
     let tokens: Vec<i64> = stored.iter().map(|(token, _)| *token).collect();
     let expected: Vec<i64> = (0..count as i64).collect();
@@ -340,21 +334,16 @@ async fn crash_test(root: &Path) {
     let phase = Instant::now();
     println!("phase: SIGTERM");
     drop(client);
-    let status = second.sigterm_and_wait(Duration::from_secs(10)).await;
+    second.sigterm();
+    let status = second
+        .wait_for_exit("the node", Duration::from_secs(10))
+        .await;
     assert!(
         status.success(),
         "after SIGTERM the node should exit with status 0, not {status}"
     );
     // No client is connected any more, so shutting down needs no timeout or forced close.
-    let log = std::fs::read_to_string(&second.log).expect("read the node log");
-    let after_sigterm = log
-        .split_once("SIGTERM received")
-        .map(|(_, rest)| rest)
-        .expect("the node did not log the SIGTERM");
-    let complaints: Vec<&str> = after_sigterm
-        .lines()
-        .filter(|line| line.contains("WARN") || line.contains("ERROR"))
-        .collect();
+    let complaints = second.complaints_after_sigterm("the node");
     assert!(
         complaints.is_empty(),
         "the node did not shut down cleanly: {complaints:#?}"
@@ -388,10 +377,6 @@ enum WriterEnd {
 
 fn aggregate_id(writer: usize, index: usize) -> String {
     format!("crash-w{writer}-a{index}")
-}
-
-fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
-    ledger.lock().expect("ledger lock")
 }
 
 /// Appends 1–5 event transactions to this writer's own aggregates until an append fails.
@@ -464,59 +449,6 @@ async fn last_token(client: &mut AxonClient) -> i64 {
         .token
 }
 
-/// Reads the first `count` events of the global stream, as (token, event).
-async fn read_all_events(client: &mut AxonClient, count: usize) -> Vec<(i64, Event)> {
-    let first = GetEventsRequest {
-        tracking_token: 0,
-        number_of_permits: 1_000_000,
-        client_id: "crash-test".into(),
-        component_name: "crash-test".into(),
-        processor: "crash-verifier".into(),
-        ..Default::default()
-    };
-    // The request stream stays open while reading (closing it ends the tracking stream) and is
-    // closed afterwards, so the call ends and the node's graceful shutdown need not wait for it.
-    let (requests_tx, requests_rx) = tokio::sync::mpsc::channel(1);
-    requests_tx
-        .send(first)
-        .await
-        .expect("queue the first GetEventsRequest");
-    let requests = tokio_stream::wrappers::ReceiverStream::new(requests_rx);
-    let mut stream = client
-        .events
-        .list_events(requests)
-        .await
-        .expect("ListEvents")
-        .into_inner();
-    let mut events = Vec::with_capacity(count);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while events.len() < count {
-        let message = tokio::time::timeout_at(deadline, stream.message())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "ListEvents delivered only {} of {count} events within 30 s",
-                    events.len()
-                )
-            })
-            .expect("ListEvents stream failed")
-            .unwrap_or_else(|| panic!("ListEvents ended after {} of {count} events", events.len()));
-        let event = message.event.expect("EventWithToken without an event");
-        events.push((message.token, event));
-    }
-    drop(requests_tx);
-    // Caught up and half-closed: the node ends the stream.
-    let rest = tokio::time::timeout(Duration::from_secs(10), stream.message())
-        .await
-        .expect("ListEvents did not end within 10 s of closing the request stream")
-        .expect("ListEvents stream failed");
-    assert!(
-        rest.is_none(),
-        "ListEvents delivered more than {count} events: {rest:?}"
-    );
-    events
-}
-
 async fn read_aggregate(client: &mut AxonClient, aggregate: &str) -> Vec<Event> {
     let request = GetAggregateEventsRequest {
         aggregate_id: aggregate.to_string(),
@@ -544,129 +476,42 @@ async fn read_aggregate(client: &mut AxonClient, aggregate: &str) -> Vec<Event> 
 
 // ==================================================================== the process
 
-#[derive(Clone, Copy)]
-struct Ports {
-    grpc: u16,
-    http: u16,
-    internal: u16,
+/// Starts `myelin serve` on `ports`, its log in `root/{name}.log`.
+fn spawn(root: &Path, data: &Path, name: &str, ports: Ports) -> Server {
+    let log = root.join(format!("{name}.log"));
+    let server = Server::spawn(root, data, ports, log, |command| command);
+    println!("started {name}: pid {}", server.pid());
+    server
 }
 
-impl Ports {
-    /// Three loopback ports that were free a moment ago (held together so they differ).
-    fn free() -> Ports {
-        let bind = || TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let (a, b, c) = (bind(), bind(), bind());
-        let port = |l: &TcpListener| l.local_addr().expect("local address").port();
-        Ports {
-            grpc: port(&a),
-            http: port(&b),
-            internal: port(&c),
-        }
-    }
-}
-
-/// A running `myelin serve`; dropping it SIGKILLs the process (by its pid) if it still runs.
-struct Server {
-    child: Child,
-    ports: Ports,
-    log: PathBuf,
-}
-
-impl Server {
-    fn spawn(root: &Path, data: &Path, name: &str, ports: Ports) -> Server {
-        let log = root.join(format!("{name}.log"));
-        let file = File::create(&log).expect("create the log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_myelin"))
-            .arg("serve")
-            .arg("--port")
-            .arg(ports.grpc.to_string())
-            .arg("--http-port")
-            .arg(ports.http.to_string())
-            .arg("--data")
-            .arg(data)
-            .arg("--set")
-            .arg(format!(
-                "axoniq.axonserver.internal-port={}",
-                ports.internal
-            ))
-            // No stray axonserver.properties from the working directory.
-            .current_dir(root)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("clone the log file"))
-            .stderr(file)
-            .spawn()
-            .expect("start the myelin binary");
-        println!("started {name}: pid {}", child.id());
-        Server { child, ports, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ports.grpc)
-    }
-
-    fn sigkill(&mut self) -> ExitStatus {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap the killed process")
-    }
-
-    async fn sigterm_and_wait(&mut self, timeout: Duration) -> ExitStatus {
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill -TERM");
-        assert!(sent.success(), "kill -TERM {} failed: {sent}", self.pid());
-        let child = &mut self.child;
-        eventually("the node to exit after SIGTERM", timeout, || {
-            let status = child.try_wait().expect("try_wait");
-            async move { status }
-        })
-        .await
-    }
-
-    /// Waits until the node answers GetLastToken; Err if the process exits first.
-    async fn wait_ready(&mut self, timeout: Duration) -> Result<AxonClient, ExitStatus> {
-        let endpoint = self.endpoint();
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.ports.grpc));
-        let child = &mut self.child;
-        eventually("the node to answer GetLastToken", timeout, || {
-            let exited = child.try_wait().expect("try_wait");
-            let endpoint = endpoint.clone();
-            async move {
-                if let Some(status) = exited {
-                    return Some(Err(status));
-                }
-                let attempt = async {
-                    tokio::net::TcpStream::connect(addr).await.ok()?;
-                    let mut client = AxonClient::connect(&endpoint, "default", None).await;
-                    client
-                        .events
-                        .get_last_token(GetLastTokenRequest {})
-                        .await
-                        .ok()?;
-                    Some(Ok(client))
-                };
-                tokio::time::timeout(Duration::from_secs(2), attempt)
-                    .await
-                    .ok()
-                    .flatten()
+/// Waits until the node answers GetLastToken; Err if the process exits first.
+async fn wait_ready(server: &mut Server, timeout: Duration) -> Result<AxonClient, ExitStatus> {
+    let endpoint = server.endpoint();
+    let addr = SocketAddr::from(([127, 0, 0, 1], server.ports.grpc));
+    eventually("the node to answer GetLastToken", timeout, || {
+        let exited = server.exited();
+        let endpoint = endpoint.clone();
+        async move {
+            if let Some(status) = exited {
+                return Some(Err(status));
             }
-        })
-        .await
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            let attempt = async {
+                tokio::net::TcpStream::connect(addr).await.ok()?;
+                let mut client = AxonClient::connect(&endpoint, "default", None).await;
+                client
+                    .events
+                    .get_last_token(GetLastTokenRequest {})
+                    .await
+                    .ok()?;
+                Some(Ok(client))
+            };
+            tokio::time::timeout(Duration::from_secs(2), attempt)
+                .await
+                .ok()
+                .flatten()
         }
-    }
+    })
+    .await
 }
 
 /// Starts the node on `ports` and waits for it; if it cannot listen there (a port taken in the
@@ -679,14 +524,14 @@ async fn start_ready(root: &Path, data: &Path, name: &str, ports: Ports) -> (Ser
         } else {
             format!("{name}-attempt{attempt}")
         };
-        let mut server = Server::spawn(root, data, &label, ports);
-        match server.wait_ready(Duration::from_secs(30)).await {
+        let mut server = spawn(root, data, &label, ports);
+        match wait_ready(&mut server, Duration::from_secs(30)).await {
             Ok(client) => return (server, client),
             Err(status) => {
                 let log = std::fs::read_to_string(&server.log).unwrap_or_default();
                 if log.contains("cannot listen on ports") {
                     println!("{label} could not listen ({status}); trying fresh ports");
-                    ports = Ports::free();
+                    ports = free_ports(1)[0];
                     continue;
                 }
                 panic!("{label} exited before answering ({status}):\n{log}");
@@ -694,27 +539,4 @@ async fn start_ready(root: &Path, data: &Path, name: &str, ports: Ports) -> (Ser
         }
     }
     panic!("{name}: no free ports after 3 attempts");
-}
-
-/// Prints every node log in the directory if the test fails.
-struct DumpLogsOnPanic(PathBuf);
-
-impl Drop for DumpLogsOnPanic {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let Ok(entries) = std::fs::read_dir(&self.0) else {
-            return;
-        };
-        let mut logs: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
-            .collect();
-        logs.sort();
-        for log in logs {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            eprintln!("===== {} =====\n{text}", log.display());
-        }
-    }
 }

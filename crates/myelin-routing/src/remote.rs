@@ -58,6 +58,14 @@ impl<A: PartialEq> RemoteNodes<A> {
         );
     }
 
+    /// Forgets a node (it cannot be reached); returns its handler ids.
+    pub fn remove(&mut self, node: u64) -> Vec<HandlerId> {
+        self.nodes
+            .remove(&node)
+            .map(|n| n.handlers)
+            .unwrap_or_default()
+    }
+
     /// Forgets the nodes not heard from for longer than `max_age`; returns their handler ids.
     pub fn remove_stale(&mut self, now: Instant, max_age: Duration) -> Vec<(u64, Vec<HandlerId>)> {
         let stale: Vec<u64> = self

@@ -83,10 +83,7 @@ enum Sink {
 struct Forward {
     node: u64,
     handler: u64,
-    id: String,
-    context: String,
-    timeout: Duration,
-    command: RawCommand,
+    routed: Routed,
 }
 
 /// A command with what routing needs to send it (again).
@@ -147,6 +144,20 @@ impl CommandRouter {
 }
 
 impl RouterState {
+    /// Handlers on other nodes that stand for the application `client_id`.
+    fn remote_copies_of(&self, client_id: &str) -> Vec<HandlerId> {
+        self.handlers
+            .iter()
+            .filter(|(_, h)| matches!(h.sink, Sink::Remote { .. }))
+            .map(|(id, _)| *id)
+            .filter(|id| {
+                self.registry
+                    .info(*id)
+                    .is_some_and(|info| info.client_id == client_id)
+            })
+            .collect()
+    }
+
     /// Takes a command that is still waiting for permits out of its handler's queue.
     fn unqueue(&mut self, id: &str) {
         for stream in self.handlers.values_mut() {
@@ -217,10 +228,7 @@ fn send_command(sink: &Sink, forwarder: &mpsc::UnboundedSender<Forward>, routed:
             let _ = forwarder.send(Forward {
                 node: *node,
                 handler: *handler,
-                id: routed.id,
-                context: routed.context,
-                timeout: routed.timeout,
-                command: routed.command,
+                routed,
             });
         }
     }
@@ -405,6 +413,7 @@ fn handle_from_handler(
 ) {
     let router = &shared.commands;
     let mut changes = Vec::new();
+    let mut moved_here = Vec::new();
     match message.request {
         Some(FromHandler::Subscribe(subscription)) => {
             let mut state = router.lock();
@@ -420,6 +429,9 @@ fn handle_from_handler(
                 load_factor,
             ));
             tracing::debug!(command = %subscription.command, client = %subscription.client_id, "command handler subscribed");
+            // The same application announced by another node has moved here (that node may be
+            // gone and not yet known to be): only this registration stands for it now.
+            moved_here = state.remote_copies_of(&subscription.client_id);
         }
         Some(FromHandler::Unsubscribe(subscription)) => {
             changes.extend(
@@ -456,6 +468,9 @@ fn handle_from_handler(
         router.local_changes.send_modify(|n| *n += 1);
     }
     shared.topology.publish(&changes);
+    for id in moved_here {
+        remove_handler(shared, id);
+    }
 }
 
 /// A handler stream ended: fail what it was working on, route again what it had not received.
@@ -592,8 +607,13 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
         remove_handler(shared, id);
     }
     let mut changes = Vec::new();
+    let mut moved = Vec::new();
     {
         let mut state = router.lock();
+        // An application announced here and also by another node has moved: the newest stands.
+        for handler in &announced {
+            moved.extend(state.remote_copies_of(&handler.client_id));
+        }
         let mut ids = Vec::new();
         for announced in &announced {
             let Some((info, remote_id)) = crate::cluster::remote_handler_info(node, announced)
@@ -625,6 +645,9 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
             "command handlers of another node updated"
         );
         state.remote.insert(node, announced, ids, Instant::now());
+    }
+    for id in moved {
+        remove_handler(shared, id);
     }
     router.registrations.send_modify(|n| *n += 1);
     shared.topology.publish(&changes);
@@ -737,38 +760,70 @@ pub(crate) async fn run_forwarder(shared: Arc<Shared>) {
             _ = shared.shutdown.cancelled() => return,
         };
         let Some(forward) = forward else { return };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let id = forward.id.clone();
-            let response = match shared.cluster.client(forward.node) {
-                Some(mut client) => {
-                    let mut request = shared.cluster.request(ForwardedCommand {
-                        handler: forward.handler.to_string(),
-                        context: forward.context,
-                        command: Some(forward.command),
-                    });
-                    request.set_timeout(forward.timeout);
-                    match client.dispatch_command(request).await {
-                        Ok(response) => response.into_inner(),
-                        Err(status) => error_response(
-                            &id,
-                            ErrorCode::ConnectionToHandlerLost,
-                            &format!(
-                                "Forwarding the command to its handler's node failed: {}",
-                                status.message()
-                            ),
-                        ),
-                    }
-                }
-                None => error_response(
-                    &id,
-                    ErrorCode::ConnectionToHandlerLost,
-                    "The node of the command's handler is not reachable",
-                ),
-            };
-            if let Some(pending) = shared.commands.lock().pending.remove(&id) {
-                let _ = pending.reply.send(response);
+        tokio::spawn(forward_command(shared.clone(), forward));
+    }
+}
+
+/// Sends one command to its handler's node and answers its caller. When the node cannot be
+/// reached at all, the command never left: that node's handlers are forgotten and the command is
+/// routed again.
+async fn forward_command(shared: Arc<Shared>, forward: Forward) {
+    let Forward {
+        node,
+        handler,
+        routed,
+    } = forward;
+    let id = routed.id.clone();
+    let outcome = match shared.cluster.client(node) {
+        Some(mut client) => {
+            let mut request = shared.cluster.request(ForwardedCommand {
+                handler: handler.to_string(),
+                context: routed.context.clone(),
+                command: Some(routed.command.clone()),
+            });
+            request.set_timeout(routed.timeout);
+            client
+                .dispatch_command(request)
+                .await
+                .map(|r| r.into_inner())
+        }
+        None => Err(Status::unavailable("the node is not reachable")),
+    };
+    let response = match outcome {
+        Ok(response) => response,
+        Err(status) if status.code() == tonic::Code::Unavailable => {
+            tracing::info!(node, "handler's node unreachable; its command handlers are dropped and the command is routed again");
+            // Unassigned first, so dropping the node's handlers does not fail this command.
+            shared.commands.lock().pending.reassign(&id, None);
+            forget_node(&shared, node);
+            let mut state = shared.commands.lock();
+            if !state.pending.contains(&id) {
+                return;
             }
-        });
+            match route(&mut state, routed) {
+                Ok(()) => return,
+                Err(response) => response,
+            }
+        }
+        Err(status) => error_response(
+            &id,
+            ErrorCode::ConnectionToHandlerLost,
+            &format!(
+                "Forwarding the command to its handler's node failed: {}",
+                status.message()
+            ),
+        ),
+    };
+    if let Some(pending) = shared.commands.lock().pending.remove(&id) {
+        let _ = pending.reply.send(response);
+    }
+}
+
+/// Drops every handler of a node that cannot be reached; commands still assigned to one of them
+/// fail with AXONIQ-4001.
+fn forget_node(shared: &Shared, node: u64) {
+    let handlers = shared.commands.lock().remote.remove(node);
+    for id in handlers {
+        remove_handler(shared, id);
     }
 }

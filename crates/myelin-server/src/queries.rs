@@ -182,6 +182,20 @@ impl RouterState {
         }
     }
 
+    /// Handlers on other nodes that stand for the application `client_id`.
+    fn remote_copies_of(&self, client_id: &str) -> Vec<HandlerId> {
+        self.handlers
+            .iter()
+            .filter(|(_, h)| matches!(h.sink, Sink::Remote { .. }))
+            .map(|(id, _)| *id)
+            .filter(|id| {
+                self.registry
+                    .info(*id)
+                    .is_some_and(|info| info.client_id == client_id)
+            })
+            .collect()
+    }
+
     /// The node and remote id of a handler on another node.
     fn remote_target(&self, handler: HandlerId) -> Option<(u64, u64)> {
         match self.handlers.get(&handler)?.sink {
@@ -742,6 +756,7 @@ fn handle_from_handler(
     outbox: &HandlerOutbox,
 ) {
     let mut changes = Vec::new();
+    let mut moved_here = Vec::new();
     match message.request {
         Some(FromHandler::Subscribe(subscription)) => {
             let mut state = shared.queries.lock();
@@ -750,6 +765,8 @@ fn handle_from_handler(
                 &subscription.client_id,
                 &subscription.component_name,
             );
+            // The same application announced by another node has moved here.
+            moved_here = state.remote_copies_of(&subscription.client_id);
             if let Some(change) = state.registry.subscribe_query(handler, &subscription.query) {
                 shared
                     .queries
@@ -843,6 +860,9 @@ fn handle_from_handler(
         crate::commands::local_handlers_changed(shared);
     }
     shared.topology.publish(&changes);
+    for id in moved_here {
+        remove_handler(shared, id);
+    }
 }
 
 /// A handler stream ended: the queries it owed answers to count it as gone, and it leaves every
@@ -926,6 +946,7 @@ fn forward_query(
         timeout,
     } = forward;
     let client = shared.cluster.client(node);
+    let shared = shared.clone();
     let mut request = shared.cluster.request(ForwardedQuery {
         handlers: vec![remote.to_string()],
         context,
@@ -942,6 +963,13 @@ fn forward_query(
             Err(status) => {
                 tracing::debug!(node, "forwarding a query failed: {status}");
                 let _ = events.send(QueryEvent::HandlerGone(target));
+                if status.code() == tonic::Code::Unavailable {
+                    // The node is gone: its handlers are not asked again.
+                    let handlers = shared.queries.lock().remote.remove(node);
+                    for id in handlers {
+                        remove_handler(&shared, id);
+                    }
+                }
                 return;
             }
         };
@@ -1062,8 +1090,12 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
         remove_handler(shared, id);
     }
     let mut changes = Vec::new();
+    let mut moved = Vec::new();
     {
         let mut state = shared.queries.lock();
+        for handler in &announced {
+            moved.extend(state.remote_copies_of(&handler.client_id));
+        }
         let mut ids = Vec::new();
         for handler in &announced {
             let Some((info, remote_id)) = crate::cluster::remote_handler_info(node, handler) else {
@@ -1084,6 +1116,9 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
             ids.push(id);
         }
         state.remote.insert(node, announced, ids, Instant::now());
+    }
+    for id in moved {
+        remove_handler(shared, id);
     }
     shared.queries.registrations.send_modify(|n| *n += 1);
     shared.topology.publish(&changes);
