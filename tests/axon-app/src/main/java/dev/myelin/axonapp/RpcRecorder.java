@@ -27,13 +27,19 @@ public final class RpcRecorder implements ClientInterceptor {
 
     /**
      * {@code code == null} for a call that was started ({@code message == null}) or a message sent ("&gt;") or
-     * received ("&lt;") on an instruction stream; set when the call closed.
+     * received ("&lt;") on an instruction stream; set when the call closed. {@code authority}: the
+     * {@code host:port} of the server the call went to (the connector opens one channel per server it talks to,
+     * e.g. a routing server first and then the node {@code GetPlatformServer} sent it to).
      */
     public record Call(Instant at, String method, Status.Code code, String errorCode, String description,
-                       String message) {
+                       String message, String authority) {
 
         Call(Instant at, String method, Status.Code code, String errorCode, String description) {
-            this(at, method, code, errorCode, description, null);
+            this(at, method, code, errorCode, description, null, null);
+        }
+
+        Call(Instant at, String method, Status.Code code, String errorCode, String description, String message) {
+            this(at, method, code, errorCode, description, message, null);
         }
 
         public boolean started() {
@@ -46,11 +52,12 @@ public final class RpcRecorder implements ClientInterceptor {
 
         @Override
         public String toString() {
+            String where = authority == null ? "" : " @" + authority;
             if (message != null) {
-                return at + " " + message + " on " + method;
+                return at + " " + message + " on " + method + where;
             }
-            return started() ? at + " start " + method
-                    : at + " close " + method + " " + code + (errorCode == null ? "" : " " + errorCode)
+            return started() ? at + " start " + method + where
+                    : at + " close " + method + where + " " + code + (errorCode == null ? "" : " " + errorCode)
                       + (description == null ? "" : " \"" + description + "\"");
         }
     }
@@ -63,6 +70,7 @@ public final class RpcRecorder implements ClientInterceptor {
     public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method, CallOptions callOptions,
                                                  Channel next) {
         String name = method.getFullMethodName();
+        String authority = next.authority();
         // messages of the instruction streams and routing calls (not of event streams: too many)
         boolean traced = !name.startsWith("io.axoniq.axonserver.grpc.event.");
         java.util.Set<String> subscriptionsOfThisCall = java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -71,20 +79,20 @@ public final class RpcRecorder implements ClientInterceptor {
             public void sendMessage(Q message) {
                 trackSubscription(message, subscriptionsOfThisCall);
                 if (traced) {
-                    add(new Call(Instant.now(), name, null, null, null, "> " + describe(message)));
+                    add(new Call(Instant.now(), name, null, null, null, "> " + describe(message), authority));
                 }
                 super.sendMessage(message);
             }
 
             @Override
             public void start(Listener<R> responseListener, Metadata headers) {
-                add(new Call(Instant.now(), name, null, null, null));
+                add(new Call(Instant.now(), name, null, null, null, null, authority));
                 super.start(new ForwardingClientCallListener.SimpleForwardingClientCallListener<>(responseListener) {
                     @Override
                     public void onMessage(R message) {
                         trackAck(message);
                         if (traced) {
-                            add(new Call(Instant.now(), name, null, null, null, "< " + describe(message)));
+                            add(new Call(Instant.now(), name, null, null, null, "< " + describe(message), authority));
                         }
                         super.onMessage(message);
                     }
@@ -95,7 +103,8 @@ public final class RpcRecorder implements ClientInterceptor {
                         // on a new stream)
                         unacknowledged.removeAll(subscriptionsOfThisCall);
                         add(new Call(Instant.now(), name, status.getCode(),
-                                     trailers == null ? null : trailers.get(ERROR_CODE), status.getDescription()));
+                                     trailers == null ? null : trailers.get(ERROR_CODE), status.getDescription(),
+                                     null, authority));
                         super.onClose(status, trailers);
                     }
                 }, headers);
@@ -159,6 +168,11 @@ public final class RpcRecorder implements ClientInterceptor {
     /** Calls started for a method whose full name ends with {@code suffix}, e.g. {@code "EventStore/AppendEvent"}. */
     public long started(String suffix) {
         return calls().stream().filter(c -> c.started() && c.method().endsWith(suffix)).count();
+    }
+
+    /** Starts of calls for a method whose full name ends with {@code suffix}, oldest first. */
+    public List<Call> starts(String suffix) {
+        return calls().stream().filter(c -> c.started() && c.method().endsWith(suffix)).toList();
     }
 
     public List<Call> closedWith(Status.Code code) {

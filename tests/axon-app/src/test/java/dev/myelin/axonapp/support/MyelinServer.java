@@ -41,7 +41,8 @@ public final class MyelinServer implements AutoCloseable {
     private Process process;
     private int restarts;
 
-    private MyelinServer(String name, List<String> settings) throws IOException {
+    private MyelinServer(String name, List<String> settings, int grpcPort, int httpPort, int internalPort)
+            throws IOException {
         this.name = name;
         this.settings = settings;
         this.binary = binary();
@@ -49,9 +50,9 @@ public final class MyelinServer implements AutoCloseable {
         Path logs = Paths.get("target", "myelin-logs").toAbsolutePath();
         Files.createDirectories(logs);
         this.logFile = logs.resolve(name + "-" + STARTS.incrementAndGet() + ".log");
-        this.grpcPort = freePort();
-        this.httpPort = freePort();
-        this.internalPort = freePort();
+        this.grpcPort = grpcPort;
+        this.httpPort = httpPort;
+        this.internalPort = internalPort;
     }
 
     /**
@@ -61,8 +62,23 @@ public final class MyelinServer implements AutoCloseable {
      */
     public static MyelinServer start(String name, String... settings) {
         try {
-            MyelinServer server = new MyelinServer(name, List.of(settings));
-            server.launch();
+            MyelinServer server = new MyelinServer(name, List.of(settings), freePort(), freePort(), freePort());
+            server.launch(true);
+            return server;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * Starts a node on the given ports without waiting for it to become healthy (a cluster member is healthy only
+     * once the cluster has a leader and the node caught up; see {@link MyelinCluster}).
+     */
+    static MyelinServer launchUnchecked(String name, int grpcPort, int httpPort, int internalPort,
+                                        List<String> settings) {
+        try {
+            MyelinServer server = new MyelinServer(name, List.copyOf(settings), grpcPort, httpPort, internalPort);
+            server.launch(false);
             return server;
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -79,7 +95,7 @@ public final class MyelinServer implements AutoCloseable {
         return path;
     }
 
-    private void launch() throws IOException {
+    private void launch(boolean awaitHealthy) throws IOException {
         List<String> command = new ArrayList<>(List.of(
                 binary.toString(), "serve",
                 "--port", String.valueOf(grpcPort),
@@ -102,7 +118,23 @@ public final class MyelinServer implements AutoCloseable {
                 .redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()))
                 .start();
-        awaitHealthy(Duration.ofSeconds(30));
+        if (awaitHealthy) {
+            awaitHealthy(Duration.ofSeconds(30));
+        }
+    }
+
+    /** The node's {@code /actuator/health}: status code and body; {@code null} when it does not answer. */
+    HttpResponse<String> health() {
+        try {
+            return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpPort + "/actuator/health"))
+                                        .timeout(Duration.ofSeconds(2)).GET().build(),
+                             HttpResponse.BodyHandlers.ofString());
+        } catch (IOException e) {
+            return null;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
     }
 
     private void awaitHealthy(Duration timeout) {
@@ -143,6 +175,14 @@ public final class MyelinServer implements AutoCloseable {
 
     public int httpPort() {
         return httpPort;
+    }
+
+    public int internalPort() {
+        return internalPort;
+    }
+
+    public String name() {
+        return name;
     }
 
     public long pid() {
@@ -187,7 +227,7 @@ public final class MyelinServer implements AutoCloseable {
         }
         restarts++;
         try {
-            launch();
+            launch(true);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -202,9 +242,13 @@ public final class MyelinServer implements AutoCloseable {
     }
 
     public String logTail() {
+        return logTail(40);
+    }
+
+    public String logTail(int count) {
         try {
             List<String> lines = Files.readAllLines(logFile);
-            return String.join("\n", lines.subList(Math.max(0, lines.size() - 40), lines.size()));
+            return String.join("\n", lines.subList(Math.max(0, lines.size() - count), lines.size()));
         } catch (IOException e) {
             return "(no log: " + e + ")";
         }
@@ -226,7 +270,7 @@ public final class MyelinServer implements AutoCloseable {
                 + ", http " + httpPort + ", log " + logFile + ")";
     }
 
-    private static int freePort() throws IOException {
+    static int freePort() throws IOException {
         try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             socket.setReuseAddress(true);
             return socket.getLocalPort();
