@@ -192,6 +192,7 @@ impl Drop for Server {
 
 // ==================================================================== the writers' ledger
 
+/// Locks the writers' ledger.
 pub fn lock<T>(ledger: &Mutex<T>) -> MutexGuard<'_, T> {
     ledger.lock().expect("ledger lock")
 }
