@@ -150,6 +150,8 @@ pub(crate) enum Inbound {
 /// The handle to a running group: propose, step, change membership, watch, shut down.
 pub struct ReplicationGroup {
     group_id: u32,
+    /// The last index of the log when the group started.
+    start_last_index: u64,
     proposals: mpsc::Sender<Proposal>,
     inbox: mpsc::Sender<Inbound>,
     status: watch::Receiver<GroupStatus>,
@@ -181,6 +183,7 @@ impl ReplicationGroup {
         };
         raft_config.validate()?;
         let commit = storage.hard_state().commit;
+        let start_last_index = raft::Storage::last_index(&storage)?;
         let mut node = RawNode::new(&raft_config, storage, &slog_bridge::logger())?;
         let voters: Vec<u64> = node.raft.prs().conf().voters().ids().iter().collect();
         if voters == [config.node_id] {
@@ -245,6 +248,7 @@ impl ReplicationGroup {
             })?;
         Ok(ReplicationGroup {
             group_id,
+            start_last_index,
             proposals: proposals_tx,
             inbox: inbox_tx,
             status: status_rx,
@@ -336,6 +340,20 @@ impl ReplicationGroup {
         tokio::time::timeout(timeout, status.wait_for(|s| s.leader_id.is_some()))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// For a node alone: waits (up to `timeout`) until it leads and has applied every entry its
+    /// log held at start. Entries written before a crash may be committed only once the new term
+    /// begins; until then reads would miss acknowledged events.
+    pub async fn wait_until_replayed(&self, timeout: Duration) -> bool {
+        let mut status = self.status.clone();
+        let target = self.start_last_index;
+        tokio::time::timeout(
+            timeout,
+            status.wait_for(|s| s.is_leader && s.applied_index >= target),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
     }
 
     /// Finishes the round in progress, answers proposals still queued with `ShuttingDown`, and

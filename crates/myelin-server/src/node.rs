@@ -240,9 +240,9 @@ pub async fn start_with(
     );
     let group = Arc::new(ReplicationGroup::start(store.clone(), group_config)?);
     transport.attach(&group);
-    if alone && !group.wait_for_leader(Duration::from_secs(10)).await {
+    if alone && !group.wait_until_replayed(Duration::from_secs(10)).await {
         tracing::warn!(
-            "replication group {DEFAULT_GROUP_ID} has no leader yet; appends wait for one"
+            "replication group {DEFAULT_GROUP_ID} has not replayed its log yet; appends wait for it"
         );
     }
 
