@@ -107,6 +107,9 @@ pub struct GroupStatus {
     pub commit_index: u64,
     pub applied_index: u64,
     pub voters: Vec<u64>,
+    /// On the leader: whether an entry of its own term is committed (and so everything before
+    /// it); until then it may not have applied every acknowledged write.
+    pub committed_in_term: bool,
     /// On the leader: each peer's highest replicated index.
     pub peers_matched: Vec<(u64, u64)>,
     /// Synced writes of the raft log so far; with group commit, fewer than the entries appended.
@@ -826,9 +829,12 @@ impl Driver {
             Vec::new()
         };
         peers_matched.sort_unstable();
+        let committed_in_term = role == Role::Leader
+            && raft.raft_log.term(raft.raft_log.committed).unwrap_or(0) == raft.term;
         let status = GroupStatus {
             node_id: self.node_id,
             role,
+            committed_in_term,
             leader_id: Some(leader).filter(|id| *id != raft::INVALID_ID),
             is_leader: role == Role::Leader,
             term: raft.term,

@@ -90,7 +90,13 @@ const CAUGHT_UP_ENTRIES: u64 = 1000;
 async fn health(State(shared): State<Arc<Shared>>) -> (StatusCode, Json<Value>) {
     let status = shared.group.status().borrow().clone();
     let lag = status.commit_index.saturating_sub(status.applied_index);
-    let raft_up = status.leader_id.is_some() && status.failed.is_none() && lag <= CAUGHT_UP_ENTRIES;
+    // A new leader serves once it committed an entry of its term: before, writes acknowledged
+    // under the old leader may not be applied here yet.
+    let serving = !status.is_leader || status.committed_in_term;
+    let raft_up = status.leader_id.is_some()
+        && status.failed.is_none()
+        && lag <= CAUGHT_UP_ENTRIES
+        && serving;
     let name_of = |id: u64| {
         shared
             .cluster
