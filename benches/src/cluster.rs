@@ -775,3 +775,41 @@ async fn summary(cluster: &mut Cluster, out: &mut Output) -> Result<(), BoxError
         "nodes": nodes,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_read_from_the_raft_details() {
+        let body = json!({
+            "status": "UP",
+            "components": { "raft": { "status": "UP", "details": {
+                "role": "LEADER", "leader": "node-0", "term": 3, "commitIndex": 120,
+                "appliedIndex": 118, "lag": 2, "voters": ["node-2", "node-0", "node-1"],
+                "peers": [{ "node": "node-1", "matchIndex": 120, "lag": 0 }]
+            } } }
+        });
+        let health = Health::parse(200, &body).expect("a complete health body");
+        assert!(health.up);
+        assert_eq!(health.leader.as_deref(), Some("node-0"));
+        assert_eq!((health.term, health.commit, health.applied), (3, 120, 118));
+        assert_eq!(health.voters, 3);
+
+        let no_leader = json!({ "components": { "raft": { "details": {
+            "leader": null, "term": 4, "commitIndex": 120, "appliedIndex": 120, "voters": []
+        } } } });
+        let health = Health::parse(503, &no_leader).expect("a body without a leader");
+        assert!(!health.up);
+        assert_eq!(health.leader, None);
+        assert!(Health::parse(200, &json!({ "status": "UP" })).is_err());
+    }
+
+    #[test]
+    fn ranks_of_counts() {
+        let sorted: Vec<u64> = (1..=200).collect();
+        assert_eq!(nearest_rank(&sorted, 0.5), Some(100));
+        assert_eq!(nearest_rank(&sorted, 0.99), Some(198));
+        assert_eq!(nearest_rank(&[], 0.5), None);
+    }
+}

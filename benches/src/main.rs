@@ -336,10 +336,12 @@ fn check_args(args: &Args) -> Result<(), BoxError> {
 }
 
 /// `--binary`, else `myelin` next to this executable (both live in target/release), else
-/// `target/release/myelin` under the working directory.
+/// `target/release/myelin` under the working directory; as an absolute path, because servers run
+/// in directories of their own.
 fn server_binary(args: &Args) -> Result<PathBuf, BoxError> {
     if let Some(binary) = &args.binary {
-        return Ok(binary.clone());
+        return std::fs::canonicalize(binary)
+            .map_err(|e| format!("--binary {}: {e}", binary.display()).into());
     }
     let sibling = std::env::current_exe()
         .ok()
@@ -349,7 +351,8 @@ fn server_binary(args: &Args) -> Result<PathBuf, BoxError> {
         .chain(std::iter::once(PathBuf::from("target/release/myelin")));
     for candidate in candidates {
         if candidate.is_file() {
-            return Ok(candidate);
+            return std::fs::canonicalize(&candidate)
+                .map_err(|e| format!("{}: {e}", candidate.display()).into());
         }
     }
     Err("no myelin binary found: run `cargo build --release` first, or pass --binary".into())

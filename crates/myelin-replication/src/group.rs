@@ -638,10 +638,14 @@ impl Driver {
         // Persist first, so the commit index on disk is never behind what gets applied.
         let hard_state = ready.hs().cloned();
         if !ready.entries().is_empty() || hard_state.is_some() {
-            self.node
-                .mut_store()
-                .append(ready.entries(), hard_state.as_ref())?;
-            self.synced_log_writes += 1;
+            let must_sync = ready.must_sync();
+            let synced =
+                self.node
+                    .mut_store()
+                    .append(ready.entries(), hard_state.as_ref(), must_sync)?;
+            if synced {
+                self.synced_log_writes += 1;
+            }
         }
         let committed = ready.take_committed_entries();
         self.apply(committed)?;

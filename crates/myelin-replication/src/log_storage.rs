@@ -93,12 +93,25 @@ impl LogStorage {
         &self.hard_state
     }
 
-    /// Durably appends entries and the hard state (one synced write).
+    /// Durably appends entries and the hard state (one synced write). When raft says nothing
+    /// needs syncing (no entries, term and vote unchanged: only the commit index moved), the hard
+    /// state is written without a sync; returns whether it synced.
     pub(crate) fn append(
         &mut self,
         entries: &[Entry],
         hard_state: Option<&HardState>,
-    ) -> Result<(), String> {
+        must_sync: bool,
+    ) -> Result<bool, String> {
+        if entries.is_empty() && !must_sync {
+            if let Some(hs) = hard_state {
+                let bytes = hs.write_to_bytes().map_err(|e| e.to_string())?;
+                self.store
+                    .raft_save_hard_state(self.group, &bytes)
+                    .map_err(|e| e.to_string())?;
+                self.hard_state = hs.clone();
+            }
+            return Ok(false);
+        }
         let mut encoded = Vec::with_capacity(entries.len());
         for e in entries {
             encoded.push((e.index, e.write_to_bytes().map_err(|e| e.to_string())?));
@@ -117,7 +130,7 @@ impl LogStorage {
         if let Some(hs) = hard_state {
             self.hard_state = hs.clone();
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Durably records the configuration a conf change entry produced.
