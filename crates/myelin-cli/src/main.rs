@@ -126,7 +126,10 @@ fn load_config(args: &ServeArgs) -> Result<NodeConfig, String> {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
+    // Colours only on a terminal: container logs and log files get plain text.
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::fmt()
+        .with_ansi(colours)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
