@@ -247,6 +247,7 @@ impl EventStore for EventStoreService {
         request: Request<GetAggregateEventsRequest>,
     ) -> Result<Response<Self::ListAggregateEventsStream>, Status> {
         let context = self.context(&request)?;
+        self.shared.read_barrier().await;
         let query = request.into_inner();
         if query.aggregate_id.is_empty() {
             return Err(ApiError::InvalidRequest("aggregate_id is empty".to_string()).into());
@@ -278,6 +279,7 @@ impl EventStore for EventStoreService {
         request: Request<GetAggregateSnapshotsRequest>,
     ) -> Result<Response<Self::ListAggregateSnapshotsStream>, Status> {
         let context = self.context(&request)?;
+        self.shared.read_barrier().await;
         let query = request.into_inner();
         if query.aggregate_id.is_empty() {
             return Err(ApiError::InvalidRequest("aggregate_id is empty".to_string()).into());
@@ -316,6 +318,7 @@ impl EventStore for EventStoreService {
         request: Request<Streaming<GetEventsRequest>>,
     ) -> Result<Response<Self::ListEventsStream>, Status> {
         let context = self.context(&request)?;
+        self.shared.read_barrier().await;
         let head =
             self.shared.group.head(context.name()).ok_or_else(|| {
                 Status::from(ApiError::ContextNotFound(context.name().to_string()))
@@ -382,6 +385,7 @@ impl EventStore for EventStoreService {
         request: Request<ReadHighestSequenceNrRequest>,
     ) -> Result<Response<ReadHighestSequenceNrResponse>, Status> {
         let context = self.context(&request)?;
+        self.shared.read_barrier().await;
         let query = request.into_inner();
         let highest = self
             .shared
@@ -419,6 +423,7 @@ impl EventStore for EventStoreService {
         request: Request<GetLastTokenRequest>,
     ) -> Result<Response<TrackingToken>, Status> {
         let context = self.context(&request)?;
+        self.shared.read_barrier().await;
         Ok(Response::new(TrackingToken {
             token: context.next_token() as i64 - 1,
         }))
@@ -429,6 +434,7 @@ impl EventStore for EventStoreService {
         request: Request<GetTokenAtRequest>,
     ) -> Result<Response<TrackingToken>, Status> {
         let context = self.context(&request)?;
+        self.shared.read_barrier().await;
         let instant = request.into_inner().instant;
         let store = self.shared.store.clone();
         let token = blocking(move || store.token_at(&context, instant)).await?;

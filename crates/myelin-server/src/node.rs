@@ -106,6 +106,19 @@ impl Shared {
             .ok_or_else(|| ApiError::ContextNotFound(name.to_string()))
     }
 
+    /// Before a read on a leader that was just elected: waits (at most the leader wait) until it
+    /// committed an entry of its own term, so every write acknowledged before the election is
+    /// applied here and visible. Followers and settled leaders pass at once.
+    pub async fn read_barrier(&self) {
+        let mut status = self.group.status();
+        let settled = |s: &myelin_replication::GroupStatus| !s.is_leader || s.committed_in_term;
+        if settled(&status.borrow()) {
+            return;
+        }
+        let wait = Duration::from_millis(self.wait_for_leader_ms);
+        let _ = tokio::time::timeout(wait, status.wait_for(settled)).await;
+    }
+
     /// For a read that must see everything the leader committed (`force_read_from_leader`): on a
     /// follower, asks the leader for its commit index and waits until this node applied it.
     pub async fn catch_up_with_leader(&self) -> Result<(), ApiError> {
