@@ -5,6 +5,31 @@
 
 use std::path::PathBuf;
 
+/// Messages kept as received bytes (`Raw<Header>`) in the `wire` view and in the cluster service.
+const RAW_TYPES: [(&str, &str); 6] = [
+    (".io.axoniq.axonserver.grpc.event.Event", "crate::RawEvent"),
+    (
+        ".io.axoniq.axonserver.grpc.command.Command",
+        "crate::RawCommand",
+    ),
+    (
+        ".io.axoniq.axonserver.grpc.command.CommandResponse",
+        "crate::RawCommandResponse",
+    ),
+    (
+        ".io.axoniq.axonserver.grpc.query.QueryRequest",
+        "crate::RawQuery",
+    ),
+    (
+        ".io.axoniq.axonserver.grpc.query.QueryResponse",
+        "crate::RawQueryResponse",
+    ),
+    (
+        ".io.axoniq.axonserver.grpc.query.SubscriptionQueryResponse",
+        "crate::RawSubscriptionResponse",
+    ),
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
     let well_known = protoc_bin_vendored::include_path()?;
@@ -29,32 +54,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let wire_dir = out_dir.join("wire");
     std::fs::create_dir_all(&wire_dir)?;
-    tonic_prost_build::configure()
+    let mut wire = tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .out_dir(&wire_dir)
-        .extern_path(".io.axoniq.axonserver.grpc.event.Event", "crate::RawEvent")
-        .extern_path(
-            ".io.axoniq.axonserver.grpc.command.Command",
-            "crate::RawCommand",
-        )
-        .extern_path(
-            ".io.axoniq.axonserver.grpc.command.CommandResponse",
-            "crate::RawCommandResponse",
-        )
-        .extern_path(
-            ".io.axoniq.axonserver.grpc.query.QueryRequest",
-            "crate::RawQuery",
-        )
-        .extern_path(
-            ".io.axoniq.axonserver.grpc.query.QueryResponse",
-            "crate::RawQueryResponse",
-        )
-        .extern_path(
-            ".io.axoniq.axonserver.grpc.query.SubscriptionQueryResponse",
-            "crate::RawSubscriptionResponse",
-        )
-        .compile_protos(&axon, &includes)?;
+        .out_dir(&wire_dir);
+    for (proto, rust) in RAW_TYPES {
+        wire = wire.extern_path(proto, rust);
+    }
+    wire.compile_protos(&axon, &includes)?;
 
     tonic_prost_build::configure()
         .build_client(false)
@@ -72,27 +79,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // own directory: prost also writes the imported Axon packages, which must not replace `grpc`.
     let cluster_dir = out_dir.join("cluster");
     std::fs::create_dir_all(&cluster_dir)?;
-    tonic_prost_build::configure()
+    let mut cluster = tonic_prost_build::configure()
         .out_dir(&cluster_dir)
         .build_client(true)
         .build_server(true)
-        .extern_path(".io.axoniq.axonserver.grpc", "crate::wire")
-        .extern_path(
-            ".io.axoniq.axonserver.grpc.command.Command",
-            "crate::RawCommand",
-        )
-        .extern_path(
-            ".io.axoniq.axonserver.grpc.command.CommandResponse",
-            "crate::RawCommandResponse",
-        )
-        .extern_path(
-            ".io.axoniq.axonserver.grpc.query.QueryRequest",
-            "crate::RawQuery",
-        )
-        .extern_path(
-            ".io.axoniq.axonserver.grpc.query.QueryResponse",
-            "crate::RawQueryResponse",
-        )
-        .compile_protos(&[proto_root.join("myelin/cluster.proto")], &includes)?;
+        .extern_path(".io.axoniq.axonserver.grpc", "crate::wire");
+    for (proto, rust) in RAW_TYPES {
+        cluster = cluster.extern_path(proto, rust);
+    }
+    cluster.compile_protos(&[proto_root.join("myelin/cluster.proto")], &includes)?;
     Ok(())
 }

@@ -75,6 +75,12 @@ impl GroupConfig {
     }
 }
 
+impl GroupStatus {
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+}
+
 /// A node's raft role, as health reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Role {
@@ -102,7 +108,6 @@ pub struct GroupStatus {
     pub node_id: u64,
     pub role: Role,
     pub leader_id: Option<u64>,
-    pub is_leader: bool,
     pub term: u64,
     pub commit_index: u64,
     pub applied_index: u64,
@@ -245,7 +250,7 @@ impl ReplicationGroup {
                     // Health shows it; proposals fail instead of waiting for a dead thread.
                     failed.send_modify(|s| {
                         s.failed = Some("the raft thread panicked".to_string());
-                        s.is_leader = false;
+                        s.role = Role::Follower;
                     });
                 }
             })?;
@@ -337,14 +342,6 @@ impl ReplicationGroup {
         self.heads.get(context).cloned()
     }
 
-    /// Waits (up to `timeout`) until this node knows a leader.
-    pub async fn wait_for_leader(&self, timeout: Duration) -> bool {
-        let mut status = self.status.clone();
-        tokio::time::timeout(timeout, status.wait_for(|s| s.leader_id.is_some()))
-            .await
-            .is_ok_and(|r| r.is_ok())
-    }
-
     /// For a node alone: waits (up to `timeout`) until it leads and has applied every entry its
     /// log held at start. Entries written before a crash may be committed only once the new term
     /// begins; until then reads would miss acknowledged events.
@@ -353,7 +350,7 @@ impl ReplicationGroup {
         let target = self.start_last_index;
         tokio::time::timeout(
             timeout,
-            status.wait_for(|s| s.is_leader && s.applied_index >= target),
+            status.wait_for(|s| s.is_leader() && s.applied_index >= target),
         )
         .await
         .is_ok_and(|r| r.is_ok())
@@ -840,7 +837,6 @@ impl Driver {
             role,
             committed_in_term,
             leader_id: Some(leader).filter(|id| *id != raft::INVALID_ID),
-            is_leader: role == Role::Leader,
             term: raft.term,
             commit_index: raft.raft_log.committed,
             applied_index: raft.raft_log.applied,
@@ -870,7 +866,7 @@ impl Driver {
         }
         self.status.send_modify(|s| {
             s.failed = Some(detail);
-            s.is_leader = false;
+            s.role = Role::Follower;
         });
     }
 }

@@ -33,7 +33,7 @@ async fn start(store: &Arc<Store>) -> ReplicationGroup {
     let group = ReplicationGroup::start(store.clone(), GroupConfig::single_node(0, 1, checkpoints))
         .expect("start group");
     assert!(
-        group.wait_for_leader(Duration::from_secs(10)).await,
+        group.wait_until_replayed(Duration::from_secs(10)).await,
         "a single node elects itself"
     );
     group

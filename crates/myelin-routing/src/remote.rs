@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::registry::HandlerId;
+use crate::registry::{HandlerId, HandlerRegistry};
 
 #[derive(Debug)]
 struct RemoteNode<A> {
@@ -56,6 +56,16 @@ impl<A: PartialEq> RemoteNodes<A> {
                 last_seen: now,
             },
         );
+    }
+
+    /// The handlers that stand for application `client_id` on other nodes (an application that
+    /// shows up somewhere else has moved: these copies are out of date).
+    pub fn handlers_of(&self, client_id: &str, registry: &HandlerRegistry) -> Vec<HandlerId> {
+        self.nodes
+            .values()
+            .flat_map(|n| n.handlers.iter().copied())
+            .filter(|id| registry.info(*id).is_some_and(|i| i.client_id == client_id))
+            .collect()
     }
 
     /// Forgets a node (it cannot be reached); returns its handler ids.
@@ -108,6 +118,33 @@ mod tests {
         assert_eq!(
             nodes.remove_stale(silent, Duration::from_secs(4)),
             vec![(7, vec![HandlerId(2), HandlerId(3)])]
+        );
+    }
+
+    #[test]
+    fn the_copies_of_an_application_are_found_by_client_id_on_every_node() {
+        let mut registry = HandlerRegistry::default();
+        let info = |client: &str| crate::HandlerInfo {
+            context: "default".into(),
+            client_id: client.into(),
+            component: "c".into(),
+            client_stream_id: format!("{client}.1"),
+        };
+        let on_one = registry.add_handler(info("app-1"));
+        let other = registry.add_handler(info("app-2"));
+        let on_two = registry.add_handler(info("app-1"));
+        let now = Instant::now();
+        let mut nodes = RemoteNodes::default();
+        nodes.insert(1, vec!["x"], vec![on_one, other], now);
+        nodes.insert(2, vec!["y"], vec![on_two], now);
+        let mut found = nodes.handlers_of("app-1", &registry);
+        found.sort();
+        assert_eq!(found, vec![on_one, on_two]);
+        registry.remove_handler(on_one);
+        assert_eq!(
+            nodes.handlers_of("app-1", &registry),
+            vec![on_two],
+            "removed ids are skipped"
         );
     }
 }

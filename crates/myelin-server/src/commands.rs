@@ -144,20 +144,6 @@ impl CommandRouter {
 }
 
 impl RouterState {
-    /// Handlers on other nodes that stand for the application `client_id`.
-    fn remote_copies_of(&self, client_id: &str) -> Vec<HandlerId> {
-        self.handlers
-            .iter()
-            .filter(|(_, h)| matches!(h.sink, Sink::Remote { .. }))
-            .map(|(id, _)| *id)
-            .filter(|id| {
-                self.registry
-                    .info(*id)
-                    .is_some_and(|info| info.client_id == client_id)
-            })
-            .collect()
-    }
-
     /// Takes a command that is still waiting for permits out of its handler's queue.
     fn unqueue(&mut self, id: &str) {
         for stream in self.handlers.values_mut() {
@@ -431,7 +417,9 @@ fn handle_from_handler(
             tracing::debug!(command = %subscription.command, client = %subscription.client_id, "command handler subscribed");
             // The same application announced by another node has moved here (that node may be
             // gone and not yet known to be): only this registration stands for it now.
-            moved_here = state.remote_copies_of(&subscription.client_id);
+            moved_here = state
+                .remote
+                .handlers_of(&subscription.client_id, &state.registry);
         }
         Some(FromHandler::Unsubscribe(subscription)) => {
             changes.extend(
@@ -612,7 +600,11 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
         let mut state = router.lock();
         // An application announced here and also by another node has moved: the newest stands.
         for handler in &announced {
-            moved.extend(state.remote_copies_of(&handler.client_id));
+            moved.extend(
+                state
+                    .remote
+                    .handlers_of(&handler.client_id, &state.registry),
+            );
         }
         let mut ids = Vec::new();
         for announced in &announced {

@@ -29,7 +29,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 /// The nodes of the cluster as Axon Server lists them, plus their raft membership.
 async fn cluster_nodes(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let status = shared.group.status().borrow().clone();
-    shared.cluster.learn_address_book(&shared.store);
+    let _ = shared.cluster.learn_address_book(&shared.store);
     let nodes: Vec<Value> = shared
         .cluster
         .known_nodes()
@@ -92,7 +92,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> (StatusCode, Json<Value>) 
     let lag = status.commit_index.saturating_sub(status.applied_index);
     // A new leader serves once it committed an entry of its term: before, writes acknowledged
     // under the old leader may not be applied here yet.
-    let serving = !status.is_leader || status.committed_in_term;
+    let serving = !status.is_leader() || status.committed_in_term;
     let raft_up = status.leader_id.is_some()
         && status.failed.is_none()
         && lag <= CAUGHT_UP_ENTRIES
@@ -133,7 +133,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> (StatusCode, Json<Value>) 
                     "lag": lag,
                     "peers": peers,
                     "snapshotsInstalled": status.snapshots_installed,
-                    "isLeader": status.is_leader,
+                    "isLeader": status.is_leader(),
                     "term": status.term,
                     "commitIndex": status.commit_index,
                     "appliedIndex": status.applied_index,

@@ -111,7 +111,7 @@ impl Shared {
     /// applied here and visible. Followers and settled leaders pass at once.
     pub async fn read_barrier(&self) {
         let mut status = self.group.status();
-        let settled = |s: &myelin_replication::GroupStatus| !s.is_leader || s.committed_in_term;
+        let settled = |s: &myelin_replication::GroupStatus| !s.is_leader() || s.committed_in_term;
         if settled(&status.borrow()) {
             return;
         }
@@ -124,7 +124,7 @@ impl Shared {
     pub async fn catch_up_with_leader(&self) -> Result<(), ApiError> {
         let mut status = self.group.status();
         let current = status.borrow().clone();
-        if current.is_leader {
+        if current.is_leader() {
             return Ok(());
         }
         let no_leader = || {
@@ -230,7 +230,7 @@ pub async fn start_with(
         (grpc_addr.port(), http_addr.port(), internal_addr.port()),
         options.link_filter,
     ));
-    cluster.learn_address_book(&store);
+    let _ = cluster.learn_address_book(&store);
     let alone = config.autocluster_first.is_none();
     let checkpoint_dir = config.event_storage.join("checkpoints");
     let transport = GrpcTransport::new(cluster.clone(), tokio::runtime::Handle::current());

@@ -182,20 +182,6 @@ impl RouterState {
         }
     }
 
-    /// Handlers on other nodes that stand for the application `client_id`.
-    fn remote_copies_of(&self, client_id: &str) -> Vec<HandlerId> {
-        self.handlers
-            .iter()
-            .filter(|(_, h)| matches!(h.sink, Sink::Remote { .. }))
-            .map(|(id, _)| *id)
-            .filter(|id| {
-                self.registry
-                    .info(*id)
-                    .is_some_and(|info| info.client_id == client_id)
-            })
-            .collect()
-    }
-
     /// The node and remote id of a handler on another node.
     fn remote_target(&self, handler: HandlerId) -> Option<(u64, u64)> {
         match self.handlers.get(&handler)?.sink {
@@ -766,7 +752,9 @@ fn handle_from_handler(
                 &subscription.component_name,
             );
             // The same application announced by another node has moved here.
-            moved_here = state.remote_copies_of(&subscription.client_id);
+            moved_here = state
+                .remote
+                .handlers_of(&subscription.client_id, &state.registry);
             if let Some(change) = state.registry.subscribe_query(handler, &subscription.query) {
                 shared
                     .queries
@@ -1094,7 +1082,11 @@ pub(crate) fn remote_handlers(shared: &Shared, announcement: &HandlerAnnouncemen
     {
         let mut state = shared.queries.lock();
         for handler in &announced {
-            moved.extend(state.remote_copies_of(&handler.client_id));
+            moved.extend(
+                state
+                    .remote
+                    .handlers_of(&handler.client_id, &state.registry),
+            );
         }
         let mut ids = Vec::new();
         for handler in &announced {

@@ -135,7 +135,7 @@ pub(crate) async fn run_publisher(shared: Arc<Shared>) {
     let mut status = shared.group.status();
     loop {
         let mut sleep_ms = PUBLISHER_IDLE_MS;
-        let leading = status.borrow_and_update().is_leader;
+        let leading = status.borrow_and_update().is_leader();
         if leading {
             match publish_due(&shared).await {
                 Ok(next_due) => {
@@ -149,7 +149,7 @@ pub(crate) async fn run_publisher(shared: Arc<Shared>) {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
             _ = shared.scheduler_wake.notified() => {}
-            _ = status.wait_for(|s| s.is_leader != leading) => {}
+            _ = status.wait_for(|s| s.is_leader() != leading) => {}
             _ = shared.shutdown.cancelled() => return,
         }
     }

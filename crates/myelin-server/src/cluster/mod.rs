@@ -140,18 +140,24 @@ impl Cluster {
         }
     }
 
-    /// Reloads the replicated address book into the peer map.
-    pub fn learn_address_book(&self, store: &myelin_storage::Store) {
-        match store.cluster_nodes() {
-            Ok(nodes) => {
-                for (_, bytes) in nodes {
-                    if let Ok(info) = NodeInfo::decode(bytes.as_slice()) {
-                        self.learn(&info);
-                    }
-                }
+    /// Reloads the replicated address book into the peer map; returns whether it holds this
+    /// node's current addresses.
+    pub fn learn_address_book(&self, store: &myelin_storage::Store) -> bool {
+        let nodes = match store.cluster_nodes() {
+            Ok(nodes) => nodes,
+            Err(e) => {
+                tracing::warn!("cannot read the address book: {e}");
+                return false;
             }
-            Err(e) => tracing::warn!("cannot read the address book: {e}"),
+        };
+        let mut registered = false;
+        for (_, bytes) in nodes {
+            if let Ok(info) = NodeInfo::decode(bytes.as_slice()) {
+                registered |= info == self.me;
+                self.learn(&info);
+            }
         }
+        registered
     }
 
     /// What this node knows about `id` (itself included).
@@ -230,7 +236,7 @@ pub(crate) async fn run_membership(shared: Arc<Shared>) {
             _ = retry.tick() => {}
             _ = shared.shutdown.cancelled() => return,
         }
-        cluster.learn_address_book(&shared.store);
+        let registered = cluster.learn_address_book(&shared.store);
         let status = shared.group.status().borrow().clone();
         if !status.voters.contains(&cluster.me.id) {
             if !announced_join {
@@ -243,7 +249,7 @@ pub(crate) async fn run_membership(shared: Arc<Shared>) {
         if status.leader_id.is_none() {
             continue;
         }
-        if !registered(&shared) {
+        if !registered {
             let command = Command::RegisterNode(RegisterNode {
                 node_id: cluster.me.id,
                 info: cluster.me.encode_to_vec(),
@@ -258,15 +264,6 @@ pub(crate) async fn run_membership(shared: Arc<Shared>) {
             }
         }
     }
-}
-
-fn registered(shared: &Shared) -> bool {
-    let me = shared.cluster.me.encode_to_vec();
-    shared.store.cluster_nodes().is_ok_and(|nodes| {
-        nodes
-            .iter()
-            .any(|(id, info)| *id == shared.cluster.me.id && *info == me)
-    })
 }
 
 /// One round of asking to be added: the `first` node, then every node known.
@@ -325,7 +322,7 @@ fn with_default_port(address: &str, cluster: &Cluster) -> Option<String> {
 /// leader. Its data stays where it is; a node still running with it asks to join again.
 pub(crate) async fn remove_node(shared: &Shared, name: &str) -> Result<(), ApiError> {
     let status = shared.group.status().borrow().clone();
-    if !status.is_leader {
+    if !status.is_leader() {
         let leader = status.leader_id.ok_or(ApiError::Replication(
             myelin_replication::ReplicationError::NoLeader {
                 group: 0,

@@ -143,7 +143,7 @@ impl ClusterRpc for ClusterService {
             return Err(Status::unavailable("link cut"));
         }
         let status = self.shared.group.status().borrow().clone();
-        if !status.is_leader {
+        if !status.is_leader() {
             let leader = status.leader_id.and_then(|id| self.shared.cluster.node(id));
             return Ok(Response::new(JoinReply {
                 accepted: false,
@@ -242,7 +242,7 @@ impl ClusterRpc for ClusterService {
         self.authorize(&request)?;
         let status = self.shared.group.status().borrow().clone();
         Ok(Response::new(CommitIndexReply {
-            leader: status.is_leader,
+            leader: status.is_leader(),
             commit_index: status.commit_index,
         }))
     }

@@ -73,14 +73,15 @@ impl GrpcTransport {
     ) {
         let mut batch = Vec::with_capacity(BATCH_MAX);
         while queue.recv_many(&mut batch, BATCH_MAX).await > 0 {
+            let Some(mut client) = self.cluster.client(to) else {
+                batch.clear();
+                self.unreachable(to);
+                continue;
+            };
             let messages: Vec<Vec<u8>> = batch
                 .drain(..)
                 .filter_map(|m| encode_message(&m).ok())
                 .collect();
-            let Some(mut client) = self.cluster.client(to) else {
-                self.unreachable(to);
-                continue;
-            };
             let request = self.cluster.request(RaftBatch {
                 group,
                 from: Some(self.cluster.me.clone()),
