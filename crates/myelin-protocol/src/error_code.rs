@@ -12,6 +12,9 @@ pub enum ErrorCode {
     AuthenticationTokenMissing,
     AuthenticationInvalidToken,
     UnsupportedInstruction,
+    InstructionExecutionError,
+    InstructionResultTimeout,
+    NoSuchApplication,
     NoSuchNode,
     ContextNotFound,
     NoAxonServerForContext,
@@ -24,12 +27,15 @@ pub enum ErrorCode {
     InvalidRequest,
     NoLeaderAvailable,
     CannotRemoveLastNode,
+    EventProcessorNotFound,
+    EventProcessorMoveUnknownTarget,
     TooManyRequests,
     NoHandlerForCommand,
     ConnectionToHandlerLost,
     CommandTimeout,
     CommandDuplicated,
     NoHandlerForQuery,
+    QueryTimeout,
     QueryDuplicated,
     DatafileReadError,
     DatafileWriteError,
@@ -38,11 +44,14 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tables and tests.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::Other,
         ErrorCode::AuthenticationTokenMissing,
         ErrorCode::AuthenticationInvalidToken,
         ErrorCode::UnsupportedInstruction,
+        ErrorCode::InstructionExecutionError,
+        ErrorCode::InstructionResultTimeout,
+        ErrorCode::NoSuchApplication,
         ErrorCode::NoSuchNode,
         ErrorCode::ContextNotFound,
         ErrorCode::NoAxonServerForContext,
@@ -53,12 +62,15 @@ impl ErrorCode {
         ErrorCode::InvalidRequest,
         ErrorCode::NoLeaderAvailable,
         ErrorCode::CannotRemoveLastNode,
+        ErrorCode::EventProcessorNotFound,
+        ErrorCode::EventProcessorMoveUnknownTarget,
         ErrorCode::TooManyRequests,
         ErrorCode::NoHandlerForCommand,
         ErrorCode::ConnectionToHandlerLost,
         ErrorCode::CommandTimeout,
         ErrorCode::CommandDuplicated,
         ErrorCode::NoHandlerForQuery,
+        ErrorCode::QueryTimeout,
         ErrorCode::QueryDuplicated,
         ErrorCode::DatafileReadError,
         ErrorCode::DatafileWriteError,
@@ -66,6 +78,11 @@ impl ErrorCode {
     ];
 
     /// The code string clients match on, e.g. `AXONIQ-2000`.
+    /// The error code with this `AXONIQ-xxxx` string, if Myelin knows it.
+    pub fn from_code(code: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.code() == code)
+    }
+
     pub fn code(self) -> &'static str {
         self.entry().0
     }
@@ -86,6 +103,9 @@ impl ErrorCode {
             ErrorCode::AuthenticationTokenMissing => ("AXONIQ-1000", Code::PermissionDenied, 403),
             ErrorCode::AuthenticationInvalidToken => ("AXONIQ-1001", Code::PermissionDenied, 403),
             ErrorCode::UnsupportedInstruction => ("AXONIQ-1002", Code::Unknown, 400),
+            ErrorCode::InstructionExecutionError => ("AXONIQ-1003", Code::Internal, 500),
+            ErrorCode::InstructionResultTimeout => ("AXONIQ-1004", Code::Internal, 500),
+            ErrorCode::NoSuchApplication => ("AXONIQ-1300", Code::NotFound, 404),
             ErrorCode::NoSuchNode => ("AXONIQ-1301", Code::NotFound, 404),
             ErrorCode::ContextNotFound => ("AXONIQ-1302", Code::NotFound, 404),
             ErrorCode::NoAxonServerForContext => ("AXONIQ-1400", Code::Unavailable, 503),
@@ -96,12 +116,15 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => ("AXONIQ-2011", Code::InvalidArgument, 400),
             ErrorCode::NoLeaderAvailable => ("AXONIQ-2100", Code::NotFound, 404),
             ErrorCode::CannotRemoveLastNode => ("AXONIQ-2310", Code::FailedPrecondition, 406),
+            ErrorCode::EventProcessorNotFound => ("AXONIQ-2800", Code::NotFound, 404),
+            ErrorCode::EventProcessorMoveUnknownTarget => ("AXONIQ-2801", Code::NotFound, 404),
             ErrorCode::TooManyRequests => ("AXONIQ-1900", Code::ResourceExhausted, 429),
             ErrorCode::NoHandlerForCommand => ("AXONIQ-4000", Code::NotFound, 500),
             ErrorCode::ConnectionToHandlerLost => ("AXONIQ-4001", Code::Cancelled, 500),
             ErrorCode::CommandTimeout => ("AXONIQ-4002", Code::Cancelled, 504),
             ErrorCode::CommandDuplicated => ("AXONIQ-4005", Code::InvalidArgument, 400),
             ErrorCode::NoHandlerForQuery => ("AXONIQ-5000", Code::NotFound, 400),
+            ErrorCode::QueryTimeout => ("AXONIQ-5006", Code::Cancelled, 504),
             ErrorCode::QueryDuplicated => ("AXONIQ-5007", Code::InvalidArgument, 400),
             ErrorCode::DatafileReadError => ("AXONIQ-9000", Code::Cancelled, 500),
             ErrorCode::DatafileWriteError => ("AXONIQ-9100", Code::Cancelled, 500),

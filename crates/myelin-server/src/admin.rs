@@ -1,14 +1,14 @@
 //! `EventProcessorAdminService` on 8124: the event processors of connected applications, as they
 //! report them on their instruction streams (`ClientRegistry`), grouped per processor across
-//! instances. Processor control (pause, start, split, merge, move, load balancing) needs the
-//! instruction round trip to clients and is not available yet: those calls say so (UNIMPLEMENTED).
+//! instances; pause, start, split, merge and move go to the instances as platform-stream
+//! instructions (`processors.rs`). Load balancing strategies are not available (UNIMPLEMENTED).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use myelin_protocol::wire::admin::event_processor_admin_service_server::EventProcessorAdminService;
 use myelin_protocol::wire::admin::{
-    AdminActionResult, EventProcessor, EventProcessorIdentifier, EventProcessorInstance,
+    self, AdminActionResult, EventProcessor, EventProcessorIdentifier, EventProcessorInstance,
     EventProcessorSegment, LoadBalanceRequest, LoadBalancingStrategy, MoveSegment,
 };
 use myelin_protocol::wire::Component;
@@ -19,6 +19,7 @@ use crate::api_error::ApiError;
 use crate::clients::ConnectedClient;
 use crate::gateway::call_context;
 use crate::node::Shared;
+use crate::processors::{self, ActionResult, ProcessorAction, ProcessorRef};
 
 pub struct ProcessorAdmin {
     shared: Arc<Shared>,
@@ -27,6 +28,30 @@ pub struct ProcessorAdmin {
 impl ProcessorAdmin {
     pub(crate) fn new(shared: Arc<Shared>) -> ProcessorAdmin {
         ProcessorAdmin { shared }
+    }
+
+    /// Runs a processor action for a gRPC caller.
+    async fn act(
+        &self,
+        context: String,
+        identifier: Option<EventProcessorIdentifier>,
+        action: ProcessorAction,
+    ) -> Result<Response<AdminActionResult>, Status> {
+        let identifier = identifier.unwrap_or_default();
+        let processor = ProcessorRef {
+            context,
+            component: None,
+            name: identifier.processor_name,
+            token_store: Some(identifier.token_store_identifier),
+        };
+        let report = processors::control(&self.shared, &processor, action).await?;
+        let result = match report.result {
+            ActionResult::Success => admin::Result::Success,
+            ActionResult::Accepted => admin::Result::Accepted,
+        };
+        Ok(Response::new(AdminActionResult {
+            result: result as i32,
+        }))
     }
 
     fn processors(
@@ -105,37 +130,51 @@ fn not_yet(what: &str) -> Status {
 impl EventProcessorAdminService for ProcessorAdmin {
     async fn pause_event_processor(
         &self,
-        _: Request<EventProcessorIdentifier>,
+        request: Request<EventProcessorIdentifier>,
     ) -> Result<Response<AdminActionResult>, Status> {
-        Err(not_yet("Pausing a processor"))
+        let context = call_context(&request)?.context;
+        self.act(context, Some(request.into_inner()), ProcessorAction::Pause)
+            .await
     }
 
     async fn start_event_processor(
         &self,
-        _: Request<EventProcessorIdentifier>,
+        request: Request<EventProcessorIdentifier>,
     ) -> Result<Response<AdminActionResult>, Status> {
-        Err(not_yet("Starting a processor"))
+        let context = call_context(&request)?.context;
+        self.act(context, Some(request.into_inner()), ProcessorAction::Start)
+            .await
     }
 
     async fn split_event_processor(
         &self,
-        _: Request<EventProcessorIdentifier>,
+        request: Request<EventProcessorIdentifier>,
     ) -> Result<Response<AdminActionResult>, Status> {
-        Err(not_yet("Splitting a processor segment"))
+        let context = call_context(&request)?.context;
+        self.act(context, Some(request.into_inner()), ProcessorAction::Split)
+            .await
     }
 
     async fn merge_event_processor(
         &self,
-        _: Request<EventProcessorIdentifier>,
+        request: Request<EventProcessorIdentifier>,
     ) -> Result<Response<AdminActionResult>, Status> {
-        Err(not_yet("Merging processor segments"))
+        let context = call_context(&request)?.context;
+        self.act(context, Some(request.into_inner()), ProcessorAction::Merge)
+            .await
     }
 
     async fn move_event_processor_segment(
         &self,
-        _: Request<MoveSegment>,
+        request: Request<MoveSegment>,
     ) -> Result<Response<AdminActionResult>, Status> {
-        Err(not_yet("Moving a processor segment"))
+        let context = call_context(&request)?.context;
+        let request = request.into_inner();
+        let action = ProcessorAction::Move {
+            segment: request.segment,
+            target_client: request.target_client_id,
+        };
+        self.act(context, request.event_processor, action).await
     }
 
     type GetAllEventProcessorsStream = ReceiverStream<Result<EventProcessor, Status>>;

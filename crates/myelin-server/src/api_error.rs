@@ -49,6 +49,16 @@ pub enum ApiError {
     CannotRemoveLastNode(String),
     #[error("Call to another node failed: {0}")]
     Peer(String),
+    #[error("No event processor {0} is running in a connected application")]
+    ProcessorNotFound(String),
+    #[error("{target} does not run event processor {processor}")]
+    UnknownMoveTarget { processor: String, target: String },
+    #[error("The application could not carry out the instruction: {0}")]
+    InstructionFailed(String),
+    #[error("No connected application {0}")]
+    NoSuchApplication(String),
+    #[error("Internal error: {0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -91,6 +101,11 @@ impl ApiError {
             ApiError::NoSuchNode(_) => ErrorCode::NoSuchNode,
             ApiError::CannotRemoveLastNode(_) => ErrorCode::CannotRemoveLastNode,
             ApiError::Peer(_) => ErrorCode::Other,
+            ApiError::ProcessorNotFound(_) => ErrorCode::EventProcessorNotFound,
+            ApiError::UnknownMoveTarget { .. } => ErrorCode::EventProcessorMoveUnknownTarget,
+            ApiError::InstructionFailed(_) => ErrorCode::InstructionExecutionError,
+            ApiError::NoSuchApplication(_) => ErrorCode::NoSuchApplication,
+            ApiError::Internal(_) => ErrorCode::Other,
             ApiError::Unimplemented(_) => return None,
         })
     }
@@ -98,7 +113,7 @@ impl ApiError {
     /// Logs a server fault at error level, client mistakes at debug.
     fn log(&self) {
         match self.error_code() {
-            Some(ErrorCode::DatafileReadError | ErrorCode::DatafileWriteError) => {
+            Some(ErrorCode::DatafileReadError | ErrorCode::DatafileWriteError | ErrorCode::Other) => {
                 tracing::error!("request failed: {self}")
             }
             _ => tracing::debug!("request refused: {self}"),
@@ -128,7 +143,11 @@ impl axum::response::IntoResponse for ApiError {
         let code = self.error_code().unwrap_or(ErrorCode::Other);
         let status = axum::http::StatusCode::from_u16(code.http_status())
             .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::json!({ "code": code.code(), "message": self.to_string() });
+        let body = serde_json::json!({
+            "success": false,
+            "code": code.code(),
+            "message": self.to_string(),
+        });
         (
             status,
             [(HTTP_ERROR_CODE_HEADER, code.code())],

@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api_error::ApiError;
 use crate::gateway::call_context;
 use crate::handler_stream::read_until_end;
 use crate::handler_wait::wait_for_handler;
@@ -99,6 +100,9 @@ struct Routed {
 
 struct PendingCommand {
     reply: oneshot::Sender<RawCommandResponse>,
+    /// For counting which client handled it.
+    context: String,
+    name: String,
 }
 
 impl CommandRouter {
@@ -140,6 +144,51 @@ impl CommandRouter {
                 "Command timed out",
             ));
         }
+    }
+}
+
+/// One handler stream and what it handles, for the REST API and GUI.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Registration {
+    /// The node the handler is connected to; `None` for this node.
+    pub node: Option<u64>,
+    pub context: String,
+    pub client_id: String,
+    pub component: String,
+    /// Command or query names.
+    pub names: Vec<String>,
+}
+
+impl CommandRouter {
+    /// Every handler stream that handles at least one command, here and on other nodes.
+    pub(crate) fn registrations(&self) -> Vec<Registration> {
+        let state = self.lock();
+        let mut registrations: Vec<Registration> = state
+            .handlers
+            .iter()
+            .filter_map(|(id, stream)| {
+                let info = state.registry.info(*id)?;
+                let names: Vec<String> = state
+                    .registry
+                    .commands_of(*id)
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .collect();
+                let node = match stream.sink {
+                    Sink::Local(_) => None,
+                    Sink::Remote { node, .. } => Some(node),
+                };
+                (!names.is_empty()).then(|| Registration {
+                    node,
+                    context: info.context.clone(),
+                    client_id: info.client_id.clone(),
+                    component: info.component.clone(),
+                    names,
+                })
+            })
+            .collect();
+        registrations.sort_by(|a, b| (&a.context, &a.client_id).cmp(&(&b.context, &b.client_id)));
+        registrations
     }
 }
 
@@ -310,42 +359,61 @@ impl CommandService for CommandServiceImpl {
         request: Request<RawCommand>,
     ) -> Result<Response<RawCommandResponse>, Status> {
         let context = call_context(&request)?.context;
-        let command = request.into_inner();
-        let header = command
-            .header()
-            .map_err(|e| Status::invalid_argument(format!("the command does not decode: {e}")))?;
-        let id = header.message_identifier.clone();
-        let instructions = &header.processing_instructions;
-        let routing_key = text_instruction(instructions, ProcessingKey::RoutingKey)
-            .filter(|k| !k.is_empty())
-            .unwrap_or_else(|| id.clone());
-        let priority = number_instruction(instructions, ProcessingKey::Priority).unwrap_or(0);
-        let timeout = number_instruction(instructions, ProcessingKey::Timeout)
-            .filter(|ms| *ms > 0)
-            .map_or(self.shared.commands.default_timeout, |ms| {
-                Duration::from_millis(ms as u64)
-            });
-        let router = &self.shared.commands;
-        let registrations = router.registrations.subscribe();
-        wait_for_handler(registrations, || {
-            router
-                .lock()
-                .registry
-                .command_handler(&context, &header.name, &routing_key)
-                .is_some()
-        })
-        .await;
-        let routed = Routed {
-            id,
-            context,
-            name: header.name,
-            routing_key,
-            priority,
-            timeout,
-            command,
-        };
-        Ok(Response::new(run_command(router, routed, None).await))
+        let response = dispatch_command(&self.shared, context, request.into_inner()).await?;
+        Ok(Response::new(response))
     }
+}
+
+/// Dispatches a command from a client of this node (gRPC or REST) and waits for its answer;
+/// routing failures are in-band error responses, as Axon clients expect.
+pub(crate) async fn dispatch_command(
+    shared: &Shared,
+    context: String,
+    command: RawCommand,
+) -> Result<RawCommandResponse, ApiError> {
+    let started = Instant::now();
+    let header = command
+        .header()
+        .map_err(|e| ApiError::InvalidRequest(format!("the command does not decode: {e}")))?;
+    let id = header.message_identifier.clone();
+    let instructions = &header.processing_instructions;
+    let routing_key = text_instruction(instructions, ProcessingKey::RoutingKey)
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| id.clone());
+    let priority = number_instruction(instructions, ProcessingKey::Priority).unwrap_or(0);
+    let timeout = number_instruction(instructions, ProcessingKey::Timeout)
+        .filter(|ms| *ms > 0)
+        .map_or(shared.commands.default_timeout, |ms| {
+            Duration::from_millis(ms as u64)
+        });
+    let router = &shared.commands;
+    let registrations = router.registrations.subscribe();
+    wait_for_handler(registrations, || {
+        router
+            .lock()
+            .registry
+            .command_handler(&context, &header.name, &routing_key)
+            .is_some()
+    })
+    .await;
+    let name = header.name;
+    let routed = Routed {
+        id,
+        context: context.clone(),
+        name: name.clone(),
+        routing_key,
+        priority,
+        timeout,
+        command,
+    };
+    let response = run_command(router, routed, None).await;
+    let ok = response
+        .header()
+        .is_ok_and(|h| h.error_code.is_empty() && h.error_message.is_none());
+    shared
+        .metrics
+        .record_command(&context, &name, started.elapsed(), ok);
+    Ok(response)
 }
 
 /// Routes a command (to `handler` if given, else by its routing key) and waits for its answer.
@@ -358,7 +426,11 @@ async fn run_command(
     let (reply, answer) = oneshot::channel();
     {
         let mut state = router.lock();
-        let pending = PendingCommand { reply };
+        let pending = PendingCommand {
+            reply,
+            context: routed.context.clone(),
+            name: routed.name.clone(),
+        };
         if state
             .pending
             .insert(&id, None, Instant::now() + routed.timeout, pending)
@@ -441,7 +513,14 @@ fn handle_from_handler(
         }
         Some(FromHandler::CommandResponse(response)) => match response.header() {
             Ok(header) => {
-                if let Some(pending) = router.lock().pending.remove(&header.request_identifier) {
+                let mut state = router.lock();
+                if let Some(pending) = state.pending.remove(&header.request_identifier) {
+                    let client = state.registry.info(handler).map(|i| i.client_id.clone());
+                    drop(state);
+                    let client = client.unwrap_or_default();
+                    shared
+                        .metrics
+                        .record_handled(true, &pending.context, &pending.name, &client);
                     let _ = pending.reply.send(response);
                 }
             }

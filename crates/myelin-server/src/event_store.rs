@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use myelin_protocol::headers::EventHeader;
 use myelin_protocol::limits::{
@@ -45,6 +46,113 @@ impl EventStoreService {
     fn context<T>(&self, request: &Request<T>) -> Result<Arc<Context>, Status> {
         let name = call_context(request)?.context;
         Ok(self.shared.context(&name)?)
+    }
+
+    /// Reads a transaction to its end (limits checked as events arrive) and appends it.
+    async fn read_and_append(
+        &self,
+        context: Arc<Context>,
+        request: Request<Streaming<RawEvent>>,
+    ) -> Result<Response<ConfirmationWithConsistencyMarker>, Status> {
+        let mut stream = request.into_inner();
+        let mut transaction = Transaction::default();
+        // The transaction is whatever arrives before the client half-closes; a cancelled or broken
+        // stream ends here with nothing written.
+        while let Some(event) = stream.message().await.map_err(transport_error)? {
+            transaction.push(event, self.shared.max_message_size_bytes)?;
+        }
+        let events = transaction.events;
+        append_transaction(&self.shared, &context, events).await?;
+        Ok(Response::new(ConfirmationWithConsistencyMarker {
+            success: true,
+            consistency_marker: None,
+        }))
+    }
+}
+
+/// The events of one append transaction, checked against the limits as they arrive.
+#[derive(Default)]
+pub(crate) struct Transaction {
+    pub events: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Transaction {
+    pub fn push(&mut self, event: RawEvent, max_message_size_bytes: usize) -> Result<(), ApiError> {
+        validate_event(&event, max_message_size_bytes)?;
+        if self.events.len() == APPEND_TRANSACTION_EVENTS_MAX {
+            return Err(ApiError::TooManyEvents {
+                max: APPEND_TRANSACTION_EVENTS_MAX,
+            });
+        }
+        let bytes = event.into_vec();
+        self.bytes += bytes.len();
+        if self.bytes > APPEND_TRANSACTION_BYTES_MAX {
+            return Err(ApiError::PayloadTooLarge {
+                size: self.bytes,
+                max: APPEND_TRANSACTION_BYTES_MAX,
+            });
+        }
+        self.events.push(bytes);
+        Ok(())
+    }
+}
+
+/// Appends one transaction through the replication group (nothing for an empty one) and counts
+/// it; the REST API appends through here too.
+pub(crate) async fn append_transaction(
+    shared: &Shared,
+    context: &Context,
+    events: Vec<Vec<u8>>,
+) -> Result<(), ApiError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let count = events.len();
+    let command = Command::AppendEvents(AppendEvents {
+        context: context.name().to_string(),
+        events,
+    });
+    match shared.propose(command).await? {
+        ApplyOutcome::Appended { .. } => {
+            shared
+                .metrics
+                .record_append(context.name(), count, started.elapsed());
+            Ok(())
+        }
+        ApplyOutcome::Rejected(rejection) => Err(ApiError::Rejected(rejection)),
+        other => Err(ApiError::Internal(format!(
+            "unexpected outcome of an append: {other:?}"
+        ))),
+    }
+}
+
+/// Stores a snapshot through the replication group and counts it; REST snapshots too.
+pub(crate) async fn store_snapshot(
+    shared: &Shared,
+    context: &Context,
+    snapshot: RawEvent,
+) -> Result<(), ApiError> {
+    let header = validate_event(&snapshot, shared.max_message_size_bytes)?;
+    if header.aggregate_identifier.is_empty() {
+        return Err(ApiError::InvalidEvent(
+            "a snapshot needs an aggregate identifier".to_string(),
+        ));
+    }
+    let command = Command::AppendSnapshot(AppendSnapshot {
+        context: context.name().to_string(),
+        snapshot: snapshot.into_vec(),
+    });
+    match shared.propose(command).await? {
+        ApplyOutcome::SnapshotStored => {
+            shared.metrics.record_snapshot(context.name());
+            Ok(())
+        }
+        ApplyOutcome::Rejected(rejection) => Err(ApiError::Rejected(rejection)),
+        other => Err(ApiError::Internal(format!(
+            "unexpected outcome of a snapshot: {other:?}"
+        ))),
     }
 }
 
@@ -134,10 +242,17 @@ async fn stream_aggregate(
 async fn blocking<T: Send + 'static>(
     read: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, Status> {
+    Ok(read_blocking(read).await?)
+}
+
+/// Runs a RocksDB read on a blocking thread (the REST API reads through here too).
+pub(crate) async fn read_blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(read)
         .await
-        .map_err(|e| Status::internal(format!("read task failed: {e}")))?
-        .map_err(|e| ApiError::from(e).into())
+        .map_err(|e| ApiError::Internal(format!("read task failed: {e}")))?
+        .map_err(ApiError::from)
 }
 
 /// tonic reports a message over its decoding limit as OUT_OF_RANGE, which Axon Framework 5 would
@@ -166,52 +281,11 @@ impl EventStore for EventStoreService {
         request: Request<Streaming<RawEvent>>,
     ) -> Result<Response<ConfirmationWithConsistencyMarker>, Status> {
         let context = self.context(&request)?;
-        let mut stream = request.into_inner();
-        let max_size = self.shared.max_message_size_bytes;
-        let mut events = Vec::new();
-        let mut total_bytes = 0usize;
-        // The transaction is whatever arrives before the client half-closes; a cancelled or broken
-        // stream ends here with nothing written.
-        while let Some(event) = stream.message().await.map_err(transport_error)? {
-            validate_event(&event, max_size)?;
-            if events.len() == APPEND_TRANSACTION_EVENTS_MAX {
-                return Err(ApiError::TooManyEvents {
-                    max: APPEND_TRANSACTION_EVENTS_MAX,
-                }
-                .into());
-            }
-            let bytes = event.into_vec();
-            total_bytes += bytes.len();
-            if total_bytes > APPEND_TRANSACTION_BYTES_MAX {
-                return Err(ApiError::PayloadTooLarge {
-                    size: total_bytes,
-                    max: APPEND_TRANSACTION_BYTES_MAX,
-                }
-                .into());
-            }
-            events.push(bytes);
+        let result = self.read_and_append(context.clone(), request).await;
+        if result.is_err() {
+            self.shared.metrics.record_append_error(context.name());
         }
-        if !events.is_empty() {
-            let command = Command::AppendEvents(AppendEvents {
-                context: context.name().to_string(),
-                events,
-            });
-            match self.shared.propose(command).await? {
-                ApplyOutcome::Appended { .. } => {}
-                ApplyOutcome::Rejected(rejection) => {
-                    return Err(ApiError::Rejected(rejection).into())
-                }
-                other => {
-                    return Err(Status::internal(format!(
-                        "unexpected outcome of an append: {other:?}"
-                    )))
-                }
-            }
-        }
-        Ok(Response::new(ConfirmationWithConsistencyMarker {
-            success: true,
-            consistency_marker: None,
-        }))
+        result
     }
 
     async fn append_snapshot(
@@ -219,25 +293,8 @@ impl EventStore for EventStoreService {
         request: Request<RawEvent>,
     ) -> Result<Response<Confirmation>, Status> {
         let context = self.context(&request)?;
-        let snapshot = request.into_inner();
-        let header = validate_event(&snapshot, self.shared.max_message_size_bytes)?;
-        if header.aggregate_identifier.is_empty() {
-            return Err(ApiError::InvalidEvent(
-                "a snapshot needs an aggregate identifier".to_string(),
-            )
-            .into());
-        }
-        let command = Command::AppendSnapshot(AppendSnapshot {
-            context: context.name().to_string(),
-            snapshot: snapshot.into_vec(),
-        });
-        match self.shared.propose(command).await? {
-            ApplyOutcome::SnapshotStored => Ok(Response::new(Confirmation { success: true })),
-            ApplyOutcome::Rejected(rejection) => Err(ApiError::Rejected(rejection).into()),
-            other => Err(Status::internal(format!(
-                "unexpected outcome of a snapshot: {other:?}"
-            ))),
-        }
+        store_snapshot(&self.shared, &context, request.into_inner()).await?;
+        Ok(Response::new(Confirmation { success: true }))
     }
 
     type ListAggregateEventsStream = ReceiverStream<Result<RawEvent, Status>>;
@@ -263,11 +320,15 @@ impl EventStore for EventStoreService {
         let end = sequence_bound(query.max_sequence);
         let start = query.initial_sequence as u64;
         let (sender, receiver) = mpsc::channel(STREAM_QUEUE_EVENTS_MAX);
+        let shared = self.shared.clone();
         tokio::spawn(async move {
+            let started = Instant::now();
+            let name = context.name().to_string();
             if let Err(status) = stream_aggregate(store, context, query, start, end, &sender).await
             {
                 let _ = sender.send(Err(status)).await;
             }
+            shared.metrics.record_aggregate_read(&name, started.elapsed());
         });
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
@@ -487,23 +548,14 @@ impl Tracker {
             }
             if self.permits > 0 && self.next_token < context.next_token() {
                 let limit = (self.permits as usize).min(READ_BATCH_EVENTS_MAX);
-                let (store, context, from) =
+                let (store, reading, from) =
                     (shared.store.clone(), context.clone(), self.next_token);
-                let batch = blocking(move || store.read_events(&context, from, limit)).await?;
-                for (token, bytes) in batch {
-                    self.next_token = token + 1;
-                    let event = RawEvent::from_vec(bytes);
-                    if self.skip(&event)? {
-                        continue;
-                    }
-                    self.permits -= 1;
-                    let message = EventWithToken {
-                        token: token as i64,
-                        event: Some(event),
-                    };
-                    if sender.send(Ok(message)).await.is_err() {
-                        return Ok(());
-                    }
+                let batch = blocking(move || store.read_events(&reading, from, limit)).await?;
+                let mut sent = 0;
+                let outcome = self.send_batch(batch, sender, &mut sent).await;
+                shared.metrics.record_events_read(context.name(), sent);
+                if outcome? {
+                    return Ok(());
                 }
                 continue;
             }
@@ -518,6 +570,33 @@ impl Tracker {
                 _ = shared.shutdown.cancelled() => return Err(ApiError::ShuttingDown.into()),
             }
         }
+    }
+
+    /// Sends a batch read from storage under the stream's permits, counting what it sent in
+    /// `sent`; true when the client went away.
+    async fn send_batch(
+        &mut self,
+        batch: Vec<(u64, Vec<u8>)>,
+        sender: &mpsc::Sender<Result<EventWithToken, Status>>,
+        sent: &mut usize,
+    ) -> Result<bool, Status> {
+        for (token, bytes) in batch {
+            self.next_token = token + 1;
+            let event = RawEvent::from_vec(bytes);
+            if self.skip(&event)? {
+                continue;
+            }
+            self.permits -= 1;
+            let message = EventWithToken {
+                token: token as i64,
+                event: Some(event),
+            };
+            if sender.send(Ok(message)).await.is_err() {
+                return Ok(true);
+            }
+            *sent += 1;
+        }
+        Ok(false)
     }
 
     /// Whether to leave out a blacklisted event; every so often one is sent anyway so the client's

@@ -33,6 +33,7 @@ use crate::commands::{self, CommandRouter, CommandServiceImpl};
 use crate::config::NodeConfig;
 use crate::event_store::EventStoreService;
 use crate::gateway::{GatewayLayer, GatewayRules};
+use crate::metrics::Metrics;
 use crate::platform::{self, Platform};
 use crate::queries::{self, QueryRouter, QueryServiceImpl};
 use crate::scheduler::{self, SchedulerService};
@@ -40,6 +41,8 @@ use crate::topology::TopologyWatchers;
 
 /// The replication group that holds every context (and the cluster's address book).
 const DEFAULT_GROUP_ID: u32 = 0;
+/// How often the metrics timeline takes a sample.
+const METRICS_SAMPLE_EVERY_MS: u64 = 1000;
 /// How long shutdown waits for open calls to finish before it cuts them.
 const SHUTDOWN_DRAIN_MS: u64 = 5000;
 
@@ -88,13 +91,16 @@ pub(crate) struct Shared {
     pub checkpoint_dir: PathBuf,
     /// How long a call waits for a leader (`replication.wait-for-leader-timeout`).
     pub wait_for_leader_ms: u64,
-    /// Whether calls need tokens, and the admin token (admin calls need it then).
+    /// Whether calls need tokens; the admin token (admin calls need it then) and the
+    /// application token (`accesscontrol.token`).
     pub access_control: bool,
     pub admin_token: Option<String>,
+    pub application_token: Option<String>,
     pub clients: Arc<ClientRegistry>,
     pub commands: Arc<CommandRouter>,
     pub queries: QueryRouter,
     pub topology: TopologyWatchers,
+    pub metrics: Metrics,
     pub scheduler_wake: Notify,
     pub shutdown: CancellationToken,
 }
@@ -293,12 +299,17 @@ pub async fn start_with(
             .access_control_admin_token
             .clone()
             .filter(|t| !t.is_empty()),
+        application_token: config
+            .access_control_token
+            .clone()
+            .filter(|t| !t.is_empty()),
         clients: Arc::new(ClientRegistry::default()),
         commands: Arc::new(CommandRouter::new(Duration::from_millis(
             config.default_command_timeout_ms,
         ))),
         queries: QueryRouter::default(),
         topology: TopologyWatchers::default(),
+        metrics: Metrics::new(&config.name),
         scheduler_wake: Notify::new(),
         shutdown: CancellationToken::new(),
     });
@@ -358,7 +369,7 @@ pub async fn start_with(
             tracing::error!("HTTP server failed: {e}");
         }
     });
-    tracing::info!("HTTP (actuator) listening on {http_addr}");
+    tracing::info!("HTTP (REST API, GUI, actuator) listening on {http_addr}");
 
     let shutdown = shared.shutdown.clone();
     let internal = tonic::transport::Server::builder()
@@ -386,6 +397,7 @@ pub async fn start_with(
     let reconnects = tokio::spawn(platform::run_leader_watch(shared.clone()));
     let command_timeouts = tokio::spawn(commands::run_timeouts(shared.clone()));
     let query_timeouts = tokio::spawn(queries::run_timeouts(shared.clone()));
+    let sampler = tokio::spawn(run_metrics_sampler(shared.clone()));
     tracing::info!(node = %config.name, "node started");
     Ok(NodeHandle {
         shared,
@@ -403,8 +415,27 @@ pub async fn start_with(
             publisher,
             command_timeouts,
             query_timeouts,
+            sampler,
         ],
     })
+}
+
+/// Takes a metrics timeline sample every second, for the GUI's charts.
+async fn run_metrics_sampler(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(Duration::from_millis(METRICS_SAMPLE_EVERY_MS));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        let status = shared.group.status().borrow().clone();
+        let lag = status.commit_index.saturating_sub(status.applied_index);
+        let clients = shared.clients.count() as u64;
+        shared
+            .metrics
+            .sample(crate::scheduler::now_ms(), lag, clients);
+    }
 }
 
 impl NodeHandle {

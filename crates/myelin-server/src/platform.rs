@@ -108,8 +108,8 @@ impl PlatformService for Platform {
                         let id = format!("{}.{}", client.client_id, uuid::Uuid::new_v4());
                         tracing::info!(client = %client.client_id, component = %client.component_name, context = %context, "application connected");
                         shared.clients.register(
-                            &id,
                             ConnectedClient {
+                                stream_id: id.clone(),
                                 context: context.clone(),
                                 client_id: client.client_id,
                                 component_name: client.component_name,
@@ -129,8 +129,23 @@ impl PlatformService for Platform {
                         None => false,
                     },
                     Some(Inbound::Heartbeat(_)) => true,
-                    // Acknowledgements and results of our instructions; we send none yet.
-                    Some(Inbound::Ack(_)) | Some(Inbound::Result(_)) => true,
+                    // Answers to the instructions we sent (processor control).
+                    Some(Inbound::Ack(ack)) => {
+                        shared.clients.instruction_acknowledged(
+                            &ack.instruction_id,
+                            ack.success,
+                            ack.error,
+                        );
+                        true
+                    }
+                    Some(Inbound::Result(result)) => {
+                        shared.clients.instruction_result(
+                            &result.instruction_id,
+                            result.success,
+                            result.error,
+                        );
+                        true
+                    }
                     Some(Inbound::SubscribeTopologyChanges(_)) => {
                         let mut current = shared.commands.snapshot(&context);
                         current.extend(shared.queries.snapshot(&context));

@@ -40,6 +40,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api_error::ApiError;
+use crate::commands::Registration;
 use crate::gateway::call_context;
 use crate::handler_stream::read_until_end;
 use crate::handler_wait::wait_for_handler;
@@ -67,6 +69,9 @@ enum QueryEvent {
 struct ActiveQuery {
     events: mpsc::UnboundedSender<QueryEvent>,
     targets: Vec<HandlerId>,
+    /// For counting which clients handled it.
+    context: String,
+    name: String,
 }
 
 struct ActiveSubscription {
@@ -124,6 +129,34 @@ impl Default for QueryRouter {
             state: Mutex::new(RouterState::default()),
             registrations: watch::channel(0).0,
         }
+    }
+}
+
+impl QueryRouter {
+    /// Every handler stream that handles at least one query, here and on other nodes.
+    pub(crate) fn registrations(&self) -> Vec<Registration> {
+        let state = self.lock();
+        let mut registrations: Vec<Registration> = state
+            .handlers
+            .iter()
+            .filter_map(|(id, stream)| {
+                let info = state.registry.info(*id)?;
+                let names = state.registry.queries_of(*id);
+                let node = match stream.sink {
+                    Sink::Local(_) => None,
+                    Sink::Remote { node, .. } => Some(node),
+                };
+                (!names.is_empty()).then(|| Registration {
+                    node,
+                    context: info.context.clone(),
+                    client_id: info.client_id.clone(),
+                    component: info.component.clone(),
+                    names,
+                })
+            })
+            .collect();
+        registrations.sort_by(|a, b| (&a.context, &a.client_id).cmp(&(&b.context, &b.client_id)));
+        registrations
     }
 }
 
@@ -290,48 +323,8 @@ impl QueryService for QueryServiceImpl {
         request: Request<RawQuery>,
     ) -> Result<Response<Self::QueryStream>, Status> {
         let context = call_context(&request)?.context;
-        let mut query = request.into_inner();
-        let header = query
-            .header()
-            .map_err(|e| Status::invalid_argument(format!("the query does not decode: {e}")))?;
-        let options = QueryOptions::of(&header, ProcessingKey::ClientSupportsStreaming);
-        let router = &self.shared.queries;
-        wait_for_handler(router.registrations.subscribe(), || {
-            !router
-                .lock()
-                .registry
-                .query_handlers(&context, &header.query)
-                .is_empty()
-        })
-        .await;
-        let targets = router
-            .lock()
-            .registry
-            .query_targets(&context, &header.query);
-        if targets.is_empty() {
-            let message = format!("No handler for query: {}", header.query);
-            let response = error_response(
-                &header.message_identifier,
-                ErrorCode::NoHandlerForQuery,
-                &message,
-            );
-            return Ok(Response::new(single_response(response)));
-        }
-        if options.streaming {
-            query.add_instruction(
-                ProcessingKey::ServerSupportsStreaming,
-                meta_data_value::Data::BooleanValue(true),
-            );
-        }
-        let id = header.message_identifier;
-        Ok(Response::new(start_query(
-            &self.shared,
-            &context,
-            id,
-            query,
-            targets,
-            options,
-        )))
+        let responses = dispatch_query(&self.shared, context, request.into_inner()).await?;
+        Ok(Response::new(responses))
     }
 
     type SubscriptionStream = ReceiverStream<Result<RawSubscriptionResponse, Status>>;
@@ -361,11 +354,60 @@ impl QueryService for QueryServiceImpl {
     }
 }
 
+/// Dispatches a query from a client of this node (gRPC or REST): the returned stream carries its
+/// responses; "no handler" is an in-band error response, as Axon clients expect.
+pub(crate) async fn dispatch_query(
+    shared: &Arc<Shared>,
+    context: String,
+    mut query: RawQuery,
+) -> Result<ReceiverStream<Result<RawQueryResponse, Status>>, ApiError> {
+    let header = query
+        .header()
+        .map_err(|e| ApiError::InvalidRequest(format!("the query does not decode: {e}")))?;
+    let mut options = QueryOptions::of(&header, ProcessingKey::ClientSupportsStreaming);
+    options.measured = Some(header.query.clone());
+    let router = &shared.queries;
+    wait_for_handler(router.registrations.subscribe(), || {
+        !router
+            .lock()
+            .registry
+            .query_handlers(&context, &header.query)
+            .is_empty()
+    })
+    .await;
+    let targets = router
+        .lock()
+        .registry
+        .query_targets(&context, &header.query);
+    if targets.is_empty() {
+        shared
+            .metrics
+            .record_query(&context, &header.query, Duration::ZERO, false);
+        let message = format!("No handler for query: {}", header.query);
+        let response = error_response(
+            &header.message_identifier,
+            ErrorCode::NoHandlerForQuery,
+            &message,
+        );
+        return Ok(single_response(response));
+    }
+    if options.streaming {
+        query.add_instruction(
+            ProcessingKey::ServerSupportsStreaming,
+            meta_data_value::Data::BooleanValue(true),
+        );
+    }
+    let id = header.message_identifier;
+    Ok(start_query(shared, &context, id, query, targets, options))
+}
+
 /// What a query's processing instructions ask of routing.
 struct QueryOptions {
     streaming: bool,
     priority: i64,
     timeout: Duration,
+    /// The query name to count in the metrics (queries from this node's clients only).
+    measured: Option<String>,
 }
 
 impl QueryOptions {
@@ -381,6 +423,7 @@ impl QueryOptions {
                     .filter(|ms| *ms > 0)
                     .map_or(DEFAULT_QUERY_TIMEOUT_MS, |ms| ms as u64),
             ),
+            measured: None,
         }
     }
 }
@@ -409,6 +452,8 @@ fn start_query(
         let active = ActiveQuery {
             events: events.clone(),
             targets: targets.clone(),
+            context: context.to_string(),
+            name: query.header().map(|h| h.query).unwrap_or_default(),
         };
         if state
             .active
@@ -437,13 +482,20 @@ fn start_query(
         reached
     };
     let shared = shared.clone();
+    let context = context.to_string();
     tokio::spawn(async move {
-        if options.streaming {
-            run_streaming_query(&shared, &id, reached, events_rx, caller).await;
+        let started = Instant::now();
+        let succeeded = if options.streaming {
+            run_streaming_query(&shared, &id, reached, events_rx, caller).await
         } else {
-            run_query(&shared, &id, reached, events_rx, caller).await;
-        }
+            run_query(&shared, &id, reached, events_rx, caller).await
+        };
         shared.queries.lock().active.remove(&id);
+        if let Some(name) = &options.measured {
+            shared
+                .metrics
+                .record_query(&context, name, started.elapsed(), succeeded);
+        }
     });
     ReceiverStream::new(receiver)
 }
@@ -455,7 +507,7 @@ async fn run_query(
     targets: Vec<HandlerId>,
     mut events: mpsc::UnboundedReceiver<QueryEvent>,
     caller: mpsc::Sender<Result<RawQueryResponse, Status>>,
-) {
+) -> bool {
     let mut remaining: BTreeSet<HandlerId> = targets.into_iter().collect();
     let mut held_errors = Vec::new();
     let mut succeeded = false;
@@ -498,6 +550,7 @@ async fn run_query(
             }
         }
     }
+    succeeded
 }
 
 /// Runs a streaming query: the first target to answer is kept (the others are cancelled) and is
@@ -508,7 +561,7 @@ async fn run_streaming_query(
     targets: Vec<HandlerId>,
     mut events: mpsc::UnboundedReceiver<QueryEvent>,
     caller: mpsc::Sender<Result<RawQueryResponse, Status>>,
-) {
+) -> bool {
     let mut candidates: BTreeSet<HandlerId> = targets.into_iter().collect();
     let mut selected: Option<HandlerId> = None;
     let mut held_errors = Vec::new();
@@ -577,6 +630,7 @@ async fn run_streaming_query(
             }
         }
     }
+    succeeded
 }
 
 /// The requester side of one `Subscription` call.
@@ -805,7 +859,13 @@ fn handle_from_handler(
             }
         }
         Some(FromHandler::QueryComplete(complete)) => {
-            if let Some(query) = shared.queries.lock().active.get_mut(&complete.request_id) {
+            let mut state = shared.queries.lock();
+            let client = state.registry.info(handler).map(|i| i.client_id.clone());
+            if let Some(query) = state.active.get_mut(&complete.request_id) {
+                let client = client.unwrap_or_default();
+                shared
+                    .metrics
+                    .record_handled(false, &query.context, &query.name, &client);
                 let _ = query.events.send(QueryEvent::Complete(handler));
             }
         }
