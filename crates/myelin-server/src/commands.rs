@@ -152,6 +152,8 @@ impl CommandRouter {
 pub(crate) struct Registration {
     /// The node the handler is connected to; `None` for this node.
     pub node: Option<u64>,
+    /// The handler stream (client id + `.` + a unique part).
+    pub stream_id: String,
     pub context: String,
     pub client_id: String,
     pub component: String,
@@ -180,6 +182,7 @@ impl CommandRouter {
                 };
                 (!names.is_empty()).then(|| Registration {
                     node,
+                    stream_id: info.client_stream_id.clone(),
                     context: info.context.clone(),
                     client_id: info.client_id.clone(),
                     component: info.component.clone(),

@@ -16,6 +16,8 @@ use std::time::Duration;
 const LATENCY_BUCKETS_SECONDS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+/// Quantiles of the timers' summaries (each the upper bound of the bucket it falls in).
+const TIMER_QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
 /// Samples the timeline keeps (one per second).
 pub(crate) const TIMELINE_SAMPLES_MAX: usize = 300;
 
@@ -31,7 +33,8 @@ pub(crate) struct Family {
 pub(crate) enum Kind {
     /// A count that only grows (`<name>_total`).
     Counter,
-    /// A latency histogram (`<name>_seconds_bucket`, `_count`, `_sum`, `_max`).
+    /// A latency timer, rendered as Micrometer renders Axon Server's: a summary with quantiles
+    /// 0.5, 0.95 and 0.99 (`<name>_seconds{quantile=…}`, `_count`, `_sum`) and `<name>_seconds_max`.
     Timer,
 }
 
@@ -40,7 +43,7 @@ pub(crate) mod family {
     use super::{Family, Kind};
 
     pub const EVENTS_APPEND_THROUGHPUT: Family = Family {
-        name: "axon_events_append_throughput",
+        name: "axon_events_append_throughput_count",
         help: "Events appended, per context",
         kind: Kind::Counter,
     };
@@ -55,8 +58,8 @@ pub(crate) mod family {
         kind: Kind::Counter,
     };
     pub const EVENTS_READ_THROUGHPUT: Family = Family {
-        name: "axon_events_read_throughput",
-        help: "Events sent to tracking streams, per context",
+        name: "myelin_events_read_count",
+        help: "Events sent to tracking streams (Axon Server has no such metric), per context",
         kind: Kind::Counter,
     };
     pub const AGGREGATE_READ_DURATION: Family = Family {
@@ -65,12 +68,12 @@ pub(crate) mod family {
         kind: Kind::Timer,
     };
     pub const SNAPSHOTS_APPEND_THROUGHPUT: Family = Family {
-        name: "axon_snapshots_append_throughput",
+        name: "axon_snapshots_append_throughput_count",
         help: "Snapshots stored, per context",
         kind: Kind::Counter,
     };
     pub const COMMANDS_THROUGHPUT: Family = Family {
-        name: "axon_commands_throughput",
+        name: "axon_commands_throughput_count",
         help: "Commands dispatched, per context and command name",
         kind: Kind::Counter,
     };
@@ -85,7 +88,7 @@ pub(crate) mod family {
         kind: Kind::Counter,
     };
     pub const QUERIES_THROUGHPUT: Family = Family {
-        name: "axon_queries_throughput",
+        name: "axon_queries_throughput_count",
         help: "Queries dispatched, per context and query name",
         kind: Kind::Counter,
     };
@@ -484,18 +487,16 @@ impl Metrics {
                 }
                 Kind::Timer => {
                     let name = format!("{}_seconds", family.name);
-                    header(out, &name, family.help, "histogram");
+                    header(out, &name, family.help, "summary");
                     for (labels, value) in series {
                         let Series::Timer(timer) = value else {
                             continue;
                         };
-                        let bucket = format!("{name}_bucket");
-                        for (bound, n) in LATENCY_BUCKETS_SECONDS.iter().zip(timer.buckets) {
-                            let le = Some(("le", bound.to_string()));
-                            sample_line(out, &bucket, &self.node, labels, le, n as f64);
+                        for q in TIMER_QUANTILES {
+                            let quantile = Some(("quantile", q.to_string()));
+                            let seconds = timer.quantile_seconds(q);
+                            sample_line(out, &name, &self.node, labels, quantile, seconds);
                         }
-                        let inf = Some(("le", "+Inf".to_string()));
-                        sample_line(out, &bucket, &self.node, labels, inf, timer.count as f64);
                         let count = format!("{name}_count");
                         sample_line(out, &count, &self.node, labels, None, timer.count as f64);
                         let sum = format!("{name}_sum");
@@ -509,6 +510,36 @@ impl Metrics {
                         }
                     }
                 }
+            }
+        }
+        self.render_rates(out, &state.timeline);
+    }
+
+    /// Axon's RateMeter gauges (`<meter>_rate_oneMinuteRate`, `_fiveMinuteRate`,
+    /// `_fifteenMinuteRate`, per second) from the timeline. The timeline holds five minutes, so
+    /// the fifteen-minute rate is the rate over those five.
+    fn render_rates(&self, out: &mut String, timeline: &NodeTimeline) {
+        type Pick = fn(&ContextTimeline) -> Vec<u64>;
+        let meters: [(&str, Pick); 4] = [
+            ("axon_events_append_throughput", |t| t.events_appended.iter().copied().collect()),
+            ("axon_snapshots_append_throughput", |t| t.snapshots_appended.iter().copied().collect()),
+            ("axon_commands_throughput", |t| sum_series(&t.commands)),
+            ("axon_queries_throughput", |t| sum_series(&t.queries)),
+        ];
+        for (meter, pick) in meters {
+            for (window, seconds) in [("oneMinuteRate", 60), ("fiveMinuteRate", 300), ("fifteenMinuteRate", 300)] {
+                let name = format!("{meter}_rate_{window}");
+                let values: Vec<(Labels, f64)> = timeline
+                    .contexts
+                    .iter()
+                    .map(|(context, history)| {
+                        let samples = pick(history);
+                        let taken = samples.len().clamp(1, seconds);
+                        let total: u64 = samples.iter().rev().take(seconds).sum();
+                        (context_labels(context), total as f64 / taken as f64)
+                    })
+                    .collect();
+                self.render_gauge(out, &name, "Per second, as Axon Server's RateMeter", &values);
             }
         }
     }
@@ -535,6 +566,19 @@ struct ContextGains {
     snapshots: u64,
     commands: BTreeMap<String, u64>,
     queries: BTreeMap<String, u64>,
+}
+
+/// Per-second totals over every name (series are aligned at their newest sample).
+pub(crate) fn sum_series(per_name: &BTreeMap<String, VecDeque<u64>>) -> Vec<u64> {
+    let longest = per_name.values().map(VecDeque::len).max().unwrap_or(0);
+    let mut total = vec![0; longest];
+    for series in per_name.values() {
+        let offset = longest - series.len();
+        for (i, n) in series.iter().enumerate() {
+            total[offset + i] += n;
+        }
+    }
+    total
 }
 
 fn push(history: &mut VecDeque<u64>, value: u64) {
@@ -637,9 +681,11 @@ mod tests {
         let mut text = String::new();
         metrics.render(&mut text);
         assert!(text.contains(
-            "axon_events_append_throughput_total{axonserver=\"node-1\",context=\"default\"} 5"
+            "axon_events_append_throughput_count_total{axonserver=\"node-1\",context=\"default\"} 5"
         ));
-        assert!(text.contains("axon_commands_duration_seconds_bucket{axonserver=\"node-1\",context=\"default\",request=\"Issue\",le=\"0.005\"} 1"));
+        assert!(text.contains("axon_commands_duration_seconds{axonserver=\"node-1\",context=\"default\",request=\"Issue\",quantile=\"0.5\"} 0.005"));
+        assert!(text.contains("axon_commands_duration_seconds_max{axonserver=\"node-1\",context=\"default\",request=\"Issue\"} 0.04"));
+        assert!(text.contains("axon_commands_throughput_rate_oneMinuteRate{axonserver=\"node-1\",context=\"default\"} 1"));
         assert!(text.contains("axon_commands_duration_seconds_count{axonserver=\"node-1\",context=\"default\",request=\"Issue\"} 2"));
         assert!(text.contains("axon_commands_error_count_total{axonserver=\"node-1\",context=\"default\",request=\"Issue\"} 1"));
     }

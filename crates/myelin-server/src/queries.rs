@@ -148,6 +148,7 @@ impl QueryRouter {
                 };
                 (!names.is_empty()).then(|| Registration {
                     node,
+                    stream_id: info.client_stream_id.clone(),
                     context: info.context.clone(),
                     client_id: info.client_id.clone(),
                     component: info.component.clone(),

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::myelin::{applications, node_name, ContextParam};
 use crate::api_error::ApiError;
 use crate::commands::Registration;
-use crate::metrics::family;
+use crate::metrics::{family, sum_series};
 use crate::node::Shared;
 
 /// This node's address card, in Axon's field names.
@@ -100,7 +100,11 @@ pub(super) async fn remove_node(
 }
 
 pub(super) async fn version() -> Json<Value> {
-    Json(json!({ "productName": "Myelin", "version": env!("CARGO_PKG_VERSION") }))
+    Json(json!({
+        "productName": "Myelin",
+        "version": env!("CARGO_PKG_VERSION"),
+        "licenseType": null,
+    }))
 }
 
 pub(super) async fn my_contexts(State(shared): State<Arc<Shared>>) -> Json<Vec<String>> {
@@ -132,7 +136,9 @@ pub(super) async fn contexts(State(shared): State<Arc<Shared>>) -> Json<Vec<Valu
     Json(contexts)
 }
 
-/// Rates per second over the last minute of a context's timeline, and totals.
+/// Rates per second (Axon's RateMeter: count and one, five and fifteen minute rates; the
+/// timeline holds five minutes, so the fifteen-minute rate is over those) and the last token,
+/// which Axon calls `nrOfEvents`.
 pub(super) async fn status(
     State(shared): State<Arc<Shared>>,
     Query(param): Query<ContextParam>,
@@ -141,33 +147,40 @@ pub(super) async fn status(
     let context = param.resolve(&shared, &headers)?;
     let timeline = shared.metrics.timeline();
     let history = timeline.contexts.get(&context).cloned().unwrap_or_default();
-    let per_second = |samples: &std::collections::VecDeque<u64>| {
-        let seconds = samples.len().clamp(1, 60) as f64;
-        samples.iter().rev().take(60).sum::<u64>() as f64 / seconds
-    };
-    let sum_each = |per_name: &BTreeMap<String, std::collections::VecDeque<u64>>| {
-        per_name.values().map(per_second).sum::<f64>()
-    };
     let total = |f| shared.metrics.counter(f, &context);
-    let commands: u64 = shared
-        .metrics
-        .handler_stats(&context, true)
-        .values()
-        .map(|s| s.count)
-        .sum();
-    let queries: u64 = shared
-        .metrics
-        .handler_stats(&context, false)
-        .values()
-        .map(|s| s.count)
-        .sum();
-    let rate = |count: u64, one_minute: f64| json!({ "count": count, "oneMinuteRate": one_minute });
+    let rate = |count: u64, samples: Vec<u64>| {
+        let per_second = |seconds: usize| {
+            let taken = samples.len().clamp(1, seconds);
+            samples.iter().rev().take(seconds).sum::<u64>() as f64 / taken as f64
+        };
+        json!({
+            "count": count,
+            "oneMinuteRate": per_second(60),
+            "fiveMinuteRate": per_second(300),
+            "fifteenMinuteRate": per_second(300),
+        })
+    };
+    let count = |commands: bool| -> u64 {
+        shared
+            .metrics
+            .handler_stats(&context, commands)
+            .values()
+            .map(|s| s.count)
+            .sum()
+    };
     Ok(Json(json!({
-        "commandRate": rate(commands, sum_each(&history.commands)),
-        "queryRate": rate(queries, sum_each(&history.queries)),
-        "eventRate": rate(total(family::EVENTS_APPEND_THROUGHPUT), per_second(&history.events_appended)),
-        "snapshotRate": rate(total(family::SNAPSHOTS_APPEND_THROUGHPUT), per_second(&history.snapshots_appended)),
-        "nrOfEvents": super::myelin::head_token(&shared, &context) + 1,
+        "commandRate": rate(count(true), sum_series(&history.commands)),
+        "queryRate": rate(count(false), sum_series(&history.queries)),
+        "eventRate": rate(
+            total(family::EVENTS_APPEND_THROUGHPUT),
+            history.events_appended.iter().copied().collect(),
+        ),
+        "snapshotRate": rate(
+            total(family::SNAPSHOTS_APPEND_THROUGHPUT),
+            history.snapshots_appended.iter().copied().collect(),
+        ),
+        "nrOfEvents": super::myelin::head_token(&shared, &context),
+        "nrOfSnapshots": total(family::SNAPSHOTS_APPEND_THROUGHPUT),
     })))
 }
 
@@ -197,15 +210,27 @@ pub(super) async fn clients(State(shared): State<Arc<Shared>>) -> Json<Vec<Value
     Json(clients)
 }
 
-pub(super) async fn client_ids(State(shared): State<Arc<Shared>>) -> Json<BTreeSet<String>> {
-    Json(
-        shared
-            .clients
-            .list()
+/// Which client is behind each stream, per kind of stream (Axon's shape: stream id →
+/// `<clientId>.<context>`).
+pub(super) async fn client_ids(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let platform: BTreeMap<String, String> = shared
+        .clients
+        .list()
+        .into_iter()
+        .map(|c| (c.stream_id, format!("{}.{}", c.client_id, c.context)))
+        .collect();
+    let streams = |registrations: Vec<Registration>| -> BTreeMap<String, String> {
+        registrations
             .into_iter()
-            .map(|c| c.client_id)
-            .collect(),
-    )
+            .filter(|r| r.node.is_none())
+            .map(|r| (r.stream_id, format!("{}.{}", r.client_id, r.context)))
+            .collect()
+    };
+    Json(json!({
+        "PLATFORM": platform,
+        "COMMAND": streams(shared.commands.registrations()),
+        "QUERY": streams(shared.queries.registrations()),
+    }))
 }
 
 /// The instances of one component.
@@ -243,8 +268,16 @@ fn component_names(
         .filter(|r| r.component == component && r.context == context)
         .flat_map(|r| r.names)
         .collect();
-    let key = if commands { "name" } else { "query" };
-    names.into_iter().map(|n| json!({ key: n })).collect()
+    names
+        .into_iter()
+        .map(|name| {
+            if commands {
+                json!({ "name": name })
+            } else {
+                json!({ "name": name, "responseTypes": [] })
+            }
+        })
+        .collect()
 }
 
 pub(super) async fn component_commands(
@@ -269,8 +302,8 @@ pub(super) async fn component_queries(
     Ok(Json(component_names(&shared, &component, &context, false)))
 }
 
-/// Handler registrations per client: `{client, component, context, proxy, <names>}`.
-fn registrations_json(shared: &Shared, registrations: Vec<Registration>, key: &str) -> Vec<Value> {
+/// Command registrations per handler client: `{client, component, context, proxy, commands}`.
+fn registrations_json(shared: &Shared, registrations: Vec<Registration>) -> Vec<Value> {
     registrations
         .into_iter()
         .map(|r| {
@@ -279,7 +312,7 @@ fn registrations_json(shared: &Shared, registrations: Vec<Registration>, key: &s
                 "component": r.component,
                 "context": r.context,
                 "proxy": node_name(shared, r.node),
-                key: r.names,
+                "commands": r.names,
             })
         })
         .collect()
@@ -287,12 +320,33 @@ fn registrations_json(shared: &Shared, registrations: Vec<Registration>, key: &s
 
 pub(super) async fn commands(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>> {
     let registrations = shared.commands.registrations();
-    Json(registrations_json(&shared, registrations, "commands"))
+    Json(registrations_json(&shared, registrations))
 }
 
+/// Per query name: the components that handle it and their clients (Axon's shape).
 pub(super) async fn queries(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>> {
-    let registrations = shared.queries.registrations();
-    Json(registrations_json(&shared, registrations, "queries"))
+    let mut by_name: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for registration in shared.queries.registrations() {
+        for name in &registration.names {
+            by_name
+                .entry(name.clone())
+                .or_default()
+                .entry(registration.component.clone())
+                .or_default()
+                .insert(format!("{}.{}", registration.client_id, registration.context));
+        }
+    }
+    let queries = by_name
+        .into_iter()
+        .map(|(query, components)| {
+            let components: Vec<Value> = components
+                .into_iter()
+                .map(|(component, clients)| json!({ "component": component, "clients": clients }))
+                .collect();
+            json!({ "query": query, "resultNames": [], "components": components })
+        })
+        .collect();
+    Json(queries)
 }
 
 /// How many of each command (or query) each client connected here handled.
