@@ -459,3 +459,127 @@ pub mod handlers {
         responses
     }
 }
+
+pub mod http {
+    //! A small HTTP/1.1 client for the REST tests, without a client library: one request per
+    //! connection, chunked bodies decoded, server-sent events split into their `data:` lines.
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// What came back.
+    #[derive(Debug)]
+    pub struct Reply {
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+        pub body: String,
+    }
+
+    impl Reply {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+
+        /// The `AxonIQ-ErrorCode` header.
+        pub fn error_code(&self) -> Option<&str> {
+            self.header("AxonIQ-ErrorCode")
+        }
+
+        pub fn json(&self) -> serde_json::Value {
+            match serde_json::from_str(&self.body) {
+                Ok(value) => value,
+                Err(e) => panic!("not JSON ({e}): {}", self.body),
+            }
+        }
+
+        /// The JSON of every server-sent event, in order.
+        pub fn events(&self) -> Vec<serde_json::Value> {
+            self.body
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .map(|data| match serde_json::from_str(data.trim_start()) {
+                    Ok(value) => value,
+                    Err(e) => panic!("event is not JSON ({e}): {data}"),
+                })
+                .collect()
+        }
+
+        /// The SSE ids, in order.
+        pub fn event_ids(&self) -> Vec<String> {
+            self.body
+                .lines()
+                .filter_map(|line| line.strip_prefix("id:"))
+                .map(|id| id.trim().to_string())
+                .collect()
+        }
+    }
+
+    /// Sends `method path` to `address` with the given extra headers and JSON body.
+    pub async fn request(
+        address: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Reply {
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut head =
+            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        stream.write_all(head.as_bytes()).await.expect("write");
+        stream.write_all(body.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let chunked = headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+        });
+        let body = if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn dechunk(mut rest: &str) -> String {
+        let mut body = String::new();
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+                break;
+            };
+            if size == 0 || after.len() < size {
+                break;
+            }
+            body.push_str(&after[..size]);
+            rest = after[size..].strip_prefix("\r\n").unwrap_or(&after[size..]);
+        }
+        body
+    }
+}

@@ -110,31 +110,41 @@
   const loginForm = $('#login');
   const loginBackdrop = $('#login-backdrop');
   let loginWait = null;
-  function askForToken(message) {
+  /** Shows the token prompt; resolves once a token was entered (rejects with `err` on cancel). */
+  function askForToken(message, err) {
     $('#login-message').textContent = message;
+    $('#login-cancel').hidden = !session.get(TOKEN_KEY);
     if (!loginWait) {
       let resolve;
-      const promise = new Promise((r) => { resolve = r; });
-      loginWait = { promise, resolve };
+      let reject;
+      const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
+      promise.catch(() => { /* handled by each waiter */ });
+      loginWait = { promise, resolve, reject };
       loginBackdrop.hidden = false;
       loginForm.hidden = false;
       const input = $('#token');
       input.value = '';
       setTimeout(() => input.focus(), 0);
     }
+    loginWait.err = err;
     return loginWait.promise;
+  }
+  function closeLogin(ok) {
+    loginForm.hidden = true;
+    loginBackdrop.hidden = true;
+    const w = loginWait;
+    loginWait = null;
+    if (w && ok) w.resolve();
+    else if (w) w.reject(w.err || new ApiError(401, 'AXONIQ-1000', 'No access token given'));
   }
   loginForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const value = $('#token').value.trim();
     if (!value) return;
     session.set(TOKEN_KEY, value);
-    loginForm.hidden = true;
-    loginBackdrop.hidden = true;
-    const w = loginWait;
-    loginWait = null;
-    if (w) w.resolve();
+    closeLogin(true);
   });
+  $('#login-cancel').addEventListener('click', () => closeLogin(false));
   function loginReason(err, method) {
     const had = !!session.get(TOKEN_KEY);
     if (err.status === 403 && method !== 'GET') return `This action needs the admin token (${err.code}). ${err.message || ''}`.trim();
@@ -167,8 +177,13 @@
     return new ApiError(res.status, code || `HTTP ${res.status}`, message || res.statusText || 'Request failed');
   }
   async function request(path, opts = {}) {
-    const { method = 'GET', body, signal, stream = false, allow = [] } = opts;
+    const { method = 'GET', body, signal, stream = false, allow = [], open = false } = opts;
     for (let attempt = 0; ; attempt++) {
+      // While the token prompt is up, calls wait for it instead of collecting more 401s.
+      if (loginWait && !open) {
+        await loginWait.promise;
+        if (signal && signal.aborted) throw abortError();
+      }
       const headers = { Accept: stream ? 'text/event-stream' : 'application/json' };
       const token = session.get(TOKEN_KEY);
       if (token) headers['AxonIQ-Access-Token'] = token;
@@ -182,7 +197,7 @@
       }
       if ((res.status === 401 || res.status === 403) && attempt < 6) {
         const err = await errorOf(res);
-        await askForToken(loginReason(err, method));
+        await askForToken(loginReason(err, method), err);
         if (signal && signal.aborted) throw abortError();
         continue;
       }
@@ -240,18 +255,30 @@
       try { reader.releaseLock(); } catch (e) { /* already released */ }
     }
   }
-  /** Streams event (or snapshot) JSON objects from an SSE endpoint. */
+  /**
+   * An event or snapshot as the GUI shows it. The wire form is Axon's JsonEvent plus `token`, with
+   * `payload: {type, revision, data, encoding?}`; a flat `payloadType` / string `payload` is read too.
+   */
+  function normEvent(v) {
+    const p = v.payload;
+    if (p && typeof p === 'object') {
+      return { ...v, payloadType: p.type != null ? p.type : v.payloadType || '', payloadRevision: p.revision != null ? p.revision : v.payloadRevision || '',
+        payloadData: p.data == null ? '' : typeof p.data === 'string' ? p.data : JSON.stringify(p.data), payloadEncoding: p.encoding || '' };
+    }
+    return { ...v, payloadType: v.payloadType || '', payloadRevision: v.payloadRevision || '', payloadData: p == null ? '' : String(p), payloadEncoding: '' };
+  }
+  /** Streams event (or snapshot) objects from an SSE endpoint; an in-band error becomes a toast. */
   async function streamEvents(path, signal, onEvent) {
     const res = await request(path, { stream: true, signal });
     await readSse(res, (msg) => {
       let v;
       try { v = JSON.parse(msg.data); } catch (e) { return; }
       if (!v || typeof v !== 'object') return;
-      if (v.payloadType === undefined && (v.error || v.message)) {
+      if (v.payload === undefined && v.messageIdentifier === undefined && (v.error || v.message)) {
         toast(v.message || v.error, v.code || 'STREAM');
         return;
       }
-      onEvent(v, msg.id);
+      onEvent(normEvent(v), msg.id);
     });
   }
 
@@ -376,7 +403,7 @@
     healthBadge.title = `/actuator/health\n${lines.join('\n')}`;
   }
   async function fetchHealth(signal) {
-    return request('/actuator/health', { allow: [503], signal });
+    return request('/actuator/health', { allow: [503], signal, open: true });
   }
   async function topbarTick() {
     if (document.hidden) return;
@@ -521,7 +548,7 @@
       const sx = ((e.clientX - r.left) * W) / (r.width || W);
       show(clamp((sx - m.l) / pw, 0, 1));
     });
-    el.addEventListener('mouseleave', () => show(null));
+    el.addEventListener('mouseleave', () => { if (el.isConnected) show(null); });
     if (host._hover != null) show(host._hover);
     return el;
   }
@@ -529,13 +556,19 @@
     return `<section class="card"><header><h2>${esc(title)}</h2><span class="muted" id="${id}-now"></span>${extra}</header>` +
       `<div class="chart-host" id="${id}-chart"></div><div class="chart-legend" id="${id}-legend"></div></section>`;
   }
+  /** A colour per series name that stays the same between refreshes. */
+  const seriesColors = new Map();
+  function colorFor(name) {
+    if (!seriesColors.has(name)) seriesColors.set(name, PALETTE[seriesColors.size % 10]);
+    return seriesColors.get(name);
+  }
   /** Named timeline series, the busiest first; the rest summed as "other". */
   function topSeries(map, tl, limit = 8) {
     const entries = Object.entries(map || {}).map(([name, values]) => ({ name, values, total: sum(values) }));
     entries.sort((a, b) => b.total - a.total || a.name.localeCompare(b.name));
-    const shown = entries.slice(0, limit);
+    const shown = entries.slice(0, limit).sort((a, b) => a.name.localeCompare(b.name));
     const rest = entries.slice(limit);
-    const series = shown.map((e, i) => ({ name: e.name, color: PALETTE[i], points: timelinePoints(e.values, tl), note: `${fmtRate(recentAvg(e.values))}/s` }));
+    const series = shown.map((e) => ({ name: e.name, color: colorFor(e.name), points: timelinePoints(e.values, tl), note: `${fmtRate(recentAvg(e.values))}/s` }));
     if (rest.length) {
       const n = Math.max(...rest.map((e) => e.values.length));
       const merged = Array.from({ length: n }, (_, i) => sum(rest.map((e) => e.values[e.values.length - n + i])));
@@ -576,6 +609,10 @@
     const first = num(c.firstToken) || 0;
     return last == null ? null : Math.max(0, last - first + 1);
   }
+  function lastTokenText(c) {
+    const t = num(c.lastToken);
+    return t == null ? '' : t < 0 ? 'no events yet' : `last token ${t}`;
+  }
   function isLeader(n) {
     return n.leader === true || String(n.role || '').toUpperCase() === 'LEADER';
   }
@@ -584,9 +621,9 @@
     return s.charAt(0).toUpperCase() + s.slice(1);
   }
 
-  function appModel(app, w) {
+  function appModel(app, w, compact) {
     const cols = w >= 330 ? 2 : 1;
-    const max = cols * 3;
+    const max = cols * (compact ? 1 : 3);
     const groups = [['c', 'COMMANDS', app.commands], ['q', 'QUERIES', app.queries], ['p', 'PROCESSORS', app.processors]]
       .map(([k, label, list]) => [k, label, Array.from(list || [])])
       .filter((g) => g[2].length);
@@ -627,12 +664,13 @@
       const mine = apps.filter((a) => a.context === c.name);
       const groupTop = y;
       for (const a of mine) {
-        const mdl = appModel(a, appW);
+        const mdl = appModel(a, appW, apps.length > 10);
         appBoxes.push({ a, x: xA, y, w: appW, h: mdl.h, mdl, ctx: c.name });
         y += mdl.h + 12;
       }
       // A context with applications sits level with them; one without is stacked under the last.
-      let cy = mine.length ? (groupTop + y - 12) / 2 - ctxH / 2 : lastCtxBottom + 18;
+      // A tall group keeps its context near the top, where it is seen without scrolling.
+      let cy = mine.length ? groupTop + Math.min((y - 12 - groupTop - ctxH) / 2, 220) : lastCtxBottom + 18;
       cy = Math.max(cy, lastCtxBottom + 18);
       ctxBoxes.push({ c, x: xC, y: cy, w: ctxW, h: ctxH });
       lastCtxBottom = cy + ctxH;
@@ -679,7 +717,7 @@
       s += `<circle cx="14" cy="19" r="4" fill="${lead ? 'var(--accent)' : 'var(--ok)'}"/>`;
       s += `<text class="title" x="24" y="23">${esc(fit(n.name, tw - 14, F.title))}</text>`;
       s += `<text class="sub" x="12" y="40">${esc(fit(`${n.hostName || '?'}:${n.grpcPort || ''}`, tw, F.sub))}</text>`;
-      s += `<text class="role" x="12" y="56">${esc(String(n.role || '').toUpperCase() || (lead ? 'LEADER' : 'NODE'))}${n.self ? '  · THIS NODE' : ''}</text>`;
+      s += `<text class="role" x="12" y="56">${esc(roleName(n.role || (lead ? 'LEADER' : 'UNKNOWN')))}${n.self ? ' · this node' : ''}</text>`;
       s += '</g>';
     }
     if (!L.nodeBoxes.length) s += `<text class="placeholder" x="${L.xN}" y="${L.top + 20}">no nodes reported</text>`;
@@ -690,7 +728,7 @@
       s += `<g class="ctx${sel ? ' selected' : ''}" data-context="${esc(c.name)}" transform="translate(${cb.x},${cb.y})"><title>Context ${esc(c.name)}${sel ? ' (selected)' : ' — click to select'}</title>`;
       s += `<rect class="box" width="${cb.w}" height="${cb.h}" rx="8"/>`;
       s += `<text class="title" x="12" y="22">${esc(fit(c.name, cb.w - 24, F.title))}</text>`;
-      s += `<text class="sub" x="12" y="41" data-stat="token">last token ${esc(int(c.lastToken))}</text>`;
+      s += `<text class="sub" x="12" y="41" data-stat="token">${esc(lastTokenText(c))}</text>`;
       s += `<text class="sub" x="12" y="58" data-stat="count">${count == null ? '' : `${esc(fmtInt(count))} event${count === 1 ? '' : 's'}`}</text>`;
       s += '</g>';
     }
@@ -855,7 +893,7 @@
           const g = $$('g.ctx', wrap).find((x) => x.dataset.context === c.name);
           if (!g) continue;
           const count = eventCount(c);
-          g.querySelector('[data-stat="token"]').textContent = `last token ${int(c.lastToken)}`;
+          g.querySelector('[data-stat="token"]').textContent = lastTokenText(c);
           g.querySelector('[data-stat="count"]').textContent = count == null ? '' : `${fmtInt(count)} event${count === 1 ? '' : 's'}`;
         }
       }
@@ -927,7 +965,7 @@
       <section class="card">
         <form id="search-form" class="search-bar" autocomplete="off">
           <select id="search-kind" title="Events or snapshots"><option value="events">Events</option><option value="snapshots">Snapshots</option></select>
-          <input type="text" id="search-aggregate" placeholder="Aggregate id (empty: latest events)" spellcheck="false">
+          <input type="text" id="search-aggregate" placeholder="Aggregate id (optional)" title="Empty: the latest events of the context" spellcheck="false">
           <input type="text" id="search-payload-type" placeholder="Payload type" spellcheck="false">
           <input type="text" id="search-aggregate-type" placeholder="Aggregate type" spellcheck="false">
           <select id="search-window" title="How far back the latest events start"><option value="100">last 100</option><option value="1000">last 1,000</option><option value="10000">last 10,000</option></select>
@@ -963,16 +1001,15 @@
     function rowHtml(e, fresh) {
       const id = ++rowSeq;
       events.set(String(id), e);
-      const snap = e.snapshot || e.token == null;
-      const payload = String(e.payload == null ? '' : e.payload);
-      const preview = payload.length > 1000 ? `${payload.slice(0, 1000)}…` : payload;
+      const payload = e.payloadData;
+      const preview = `${e.payloadEncoding ? `[${e.payloadEncoding}] ` : ''}${payload.length > 1000 ? `${payload.slice(0, 1000)}…` : payload}`;
       return `<tr class="event-row${fresh ? ' fresh' : ''}" data-row="${id}"${e.token != null ? ` data-token="${esc(e.token)}"` : ''}>` +
         `<td class="num mono token">${e.token != null ? esc(e.token) : '<span class="faint">–</span>'}</td>` +
         `<td class="time" title="${num(e.timestamp) != null ? esc(new Date(e.timestamp).toISOString()) : ''}">${esc(fmtStamp(e.timestamp))}</td>` +
         `<td class="agg" title="${esc(e.aggregateIdentifier || '')}">${e.aggregateIdentifier ? esc(e.aggregateIdentifier) : '<span class="faint">–</span>'}</td>` +
         `<td class="num seq">${e.aggregateIdentifier ? esc(int(e.aggregateSequenceNumber)) : '<span class="faint">–</span>'}</td>` +
         `<td class="atype">${esc(e.aggregateType || '')}</td>` +
-        `<td class="ptype" title="${esc(e.payloadType || '')}${e.payloadRevision ? ` (revision ${esc(e.payloadRevision)})` : ''}">${esc(e.payloadType || '')}${snap && e.token == null ? '' : ''}${e.snapshot ? ' <span class="badge accent">snapshot</span>' : ''}</td>` +
+        `<td class="ptype" title="${esc(e.payloadType || '')}${e.payloadRevision ? ` (revision ${esc(e.payloadRevision)})` : ''}">${esc(e.payloadType || '')}${e.snapshot ? ' <span class="badge accent">snapshot</span>' : ''}</td>` +
         `<td class="payload">${esc(preview)}</td></tr>`;
     }
     function detailHtml(e) {
@@ -980,10 +1017,10 @@
       const rows = [
         ['Message id', e.messageIdentifier], ['Token', e.token], ['Timestamp', num(e.timestamp) != null ? new Date(e.timestamp).toISOString() : ''],
         ['Aggregate', e.aggregateIdentifier ? `${e.aggregateType || ''} ${e.aggregateIdentifier} #${e.aggregateSequenceNumber}` : ''],
-        ['Payload type', e.payloadType], ['Revision', e.payloadRevision],
+        ['Payload type', e.payloadType], ['Revision', e.payloadRevision], ['Encoding', e.payloadEncoding],
       ].filter((r) => r[1] !== undefined && r[1] !== null && r[1] !== '');
       return `<tr class="event-detail"><td colspan="7"><div class="detail-grid">
-        <div><h4>Payload</h4><pre class="payload">${prettyPayload(e.payload) || '<span class="faint">(empty)</span>'}</pre></div>
+        <div><h4>Payload</h4><pre class="payload">${(e.payloadEncoding ? esc(e.payloadData) : prettyPayload(e.payloadData)) || '<span class="faint">(empty)</span>'}</pre></div>
         <div><h4>Message</h4><table class="kv">${rows.map((r) => `<tr><td>${esc(r[0])}</td><td class="mono">${esc(r[1])}</td></tr>`).join('')}</table>
         <h4 style="margin-top:12px">Metadata</h4>${meta.length ? `<table class="kv">${meta.map(([k, v]) => `<tr><td>${esc(k)}</td><td class="mono">${esc(typeof v === 'string' ? v : JSON.stringify(v))}</td></tr>`).join('')}</table>` : '<div class="faint">none</div>'}</div>
       </div></td></tr>`;
@@ -1326,11 +1363,12 @@
       try {
         const r = await scope.req(url(`/v1/components/${enc(p.component)}/processors/${enc(p.name)}${paths[action]}`,
           { context: state.context, tokenStoreIdentifier: p.tokenStoreIdentifier, target: action === 'move' ? target : undefined }), { method: 'PATCH' });
-        const outcome = (r && r.result) || 'SUCCESS';
-        const inst = ((r && r.instances) || []).map((i) => `${i.clientId} ${i.success ? '✓' : `✗${i.error ? ` ${typeof i.error === 'string' ? i.error : JSON.stringify(i.error)}` : ''}`}`);
+        const outcome = (r && r.result) || (r && r.success === false ? 'FAILED' : 'SUCCESS');
+        const inst = ((r && r.instances) || []).map((i) => `${i.clientId} ${i.success ? '✓' : i.error ? `✗ ${typeof i.error === 'string' ? i.error : i.error.message || JSON.stringify(i.error)}` : outcome === 'ACCEPTED' ? '(no answer yet)' : '✗'}`);
         if (action === 'move') $$('select.move-target', entry.sec).forEach((sel) => { delete sel.dataset.touched; });
-        result.className = `action-result ${outcome === 'SUCCESS' ? 'ok' : 'err'}`;
-        result.textContent = `${what}: ${outcome}${inst.length ? ` — ${inst.join(', ')}` : ''} (${fmtClock(Date.now())})`;
+        result.className = `action-result ${outcome === 'SUCCESS' ? 'ok' : outcome === 'ACCEPTED' ? '' : 'err'}`;
+        const message = r && r.message ? ` — ${r.message}` : '';
+        result.textContent = `${what}: ${outcome}${message}${inst.length ? ` (${inst.join(', ')})` : ''} · ${fmtClock(Date.now())}`;
       } catch (e) {
         if (e.name === 'AbortError') return;
         result.className = 'action-result err';
@@ -1502,13 +1540,13 @@
         emptyEl = null;
       }
       const streaming = procs.filter((p) => p.isStreaming !== false);
-      const series = streaming.map((p, i) => ({
+      const series = streaming.map((p) => ({
         name: procs.filter((x) => x.name === p.name).length > 1 ? `${p.name} (${p.component})` : p.name,
-        color: PALETTE[i % 10],
+        color: colorFor(`processor\u0000${procKey(p)}`),
         points: lagHistory.get(`${state.context}\u0000${procKey(p)}`) || [],
         note: int(sum((p.segments || []).map((s) => s.lag))),
       }));
-      lineChart($('#p-lag-chart', root), { x0: now - WINDOW_MS, x1: now, label: 'total lag per processor', height: 170, integer: true, series, legend: $('#p-lag-legend', root), empty: streaming.length ? 'no lag' : 'no streaming processors yet' });
+      lineChart($('#p-lag-chart', root), { x0: now - WINDOW_MS, x1: now, label: 'total lag per processor', height: 140, integer: true, series, legend: $('#p-lag-legend', root), empty: streaming.length ? 'no lag' : 'no streaming processors yet' });
       const k = (label, value, cls = '') => `<div class="kpi"><div class="k">${esc(label)}</div><div class="v ${cls}">${esc(value)}</div></div>`;
       const paused = procs.filter((p) => p.running === false).length;
       const errs = sum(procs.map((p) => (p.segments || []).filter((s) => s.error).length));
@@ -1620,10 +1658,10 @@
 
   (async () => {
     try {
-      const me = await request('/v1/public/me');
+      const me = await request('/v1/public/me', { open: true });
       if (me && me.name) $('#node-name').textContent = me.name;
       if (me && me.authentication && !session.get(TOKEN_KEY)) {
-        await askForToken('This Myelin node has access control enabled. Enter an application or admin token.');
+        askForToken('This Myelin node has access control enabled. Enter an application or admin token.');
       }
     } catch (e) {
       /* an older node without /v1/public/me: the first call that needs a token will ask */

@@ -113,7 +113,9 @@ impl ApiError {
     /// Logs a server fault at error level, client mistakes at debug.
     fn log(&self) {
         match self.error_code() {
-            Some(ErrorCode::DatafileReadError | ErrorCode::DatafileWriteError | ErrorCode::Other) => {
+            Some(
+                ErrorCode::DatafileReadError | ErrorCode::DatafileWriteError | ErrorCode::Other,
+            ) => {
                 tracing::error!("request failed: {self}")
             }
             _ => tracing::debug!("request refused: {self}"),

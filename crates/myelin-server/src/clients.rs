@@ -132,16 +132,12 @@ impl ClientRegistry {
         error: Option<ErrorMessage>,
     ) {
         if let Some(pending) = self.pending().remove(instruction_id) {
-            let _ = pending
-                .answer
-                .send(InstructionOutcome::of(success, error));
+            let _ = pending.answer.send(InstructionOutcome::of(success, error));
         }
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingInstruction>> {
-        self.instructions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.instructions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Asks every connected client to reconnect (through its routing servers, so it lands on

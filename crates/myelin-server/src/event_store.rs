@@ -328,7 +328,9 @@ impl EventStore for EventStoreService {
             {
                 let _ = sender.send(Err(status)).await;
             }
-            shared.metrics.record_aggregate_read(&name, started.elapsed());
+            shared
+                .metrics
+                .record_aggregate_read(&name, started.elapsed());
         });
         Ok(Response::new(ReceiverStream::new(receiver)))
     }

@@ -370,17 +370,15 @@ impl Metrics {
         };
         let state = self.lock();
         let mut stats: BTreeMap<String, HandlerStats> = BTreeMap::new();
-        let of_context = |family: Family| {
-            state
-                .series
-                .get(&family)
-                .into_iter()
-                .flatten()
-                .filter_map(move |(labels, series)| {
-                    let name = label(labels, "request")?;
-                    (label(labels, "context")? == context).then(|| (name.to_string(), series))
-                })
-        };
+        let of_context =
+            |family: Family| {
+                state.series.get(&family).into_iter().flatten().filter_map(
+                    move |(labels, series)| {
+                        let name = label(labels, "request")?;
+                        (label(labels, "context")? == context).then(|| (name.to_string(), series))
+                    },
+                )
+            };
         for (name, series) in of_context(throughput) {
             if let Series::Counter(n) = series {
                 stats.entry(name).or_default().count = *n;
@@ -521,13 +519,21 @@ impl Metrics {
     fn render_rates(&self, out: &mut String, timeline: &NodeTimeline) {
         type Pick = fn(&ContextTimeline) -> Vec<u64>;
         let meters: [(&str, Pick); 4] = [
-            ("axon_events_append_throughput", |t| t.events_appended.iter().copied().collect()),
-            ("axon_snapshots_append_throughput", |t| t.snapshots_appended.iter().copied().collect()),
+            ("axon_events_append_throughput", |t| {
+                t.events_appended.iter().copied().collect()
+            }),
+            ("axon_snapshots_append_throughput", |t| {
+                t.snapshots_appended.iter().copied().collect()
+            }),
             ("axon_commands_throughput", |t| sum_series(&t.commands)),
             ("axon_queries_throughput", |t| sum_series(&t.queries)),
         ];
         for (meter, pick) in meters {
-            for (window, seconds) in [("oneMinuteRate", 60), ("fiveMinuteRate", 300), ("fifteenMinuteRate", 300)] {
+            for (window, seconds) in [
+                ("oneMinuteRate", 60),
+                ("fiveMinuteRate", 300),
+                ("fifteenMinuteRate", 300),
+            ] {
                 let name = format!("{meter}_rate_{window}");
                 let values: Vec<(Labels, f64)> = timeline
                     .contexts
@@ -539,19 +545,18 @@ impl Metrics {
                         (context_labels(context), total as f64 / taken as f64)
                     })
                     .collect();
-                self.render_gauge(out, &name, "Per second, as Axon Server's RateMeter", &values);
+                self.render_gauge(
+                    out,
+                    &name,
+                    "Per second, as Axon Server's RateMeter",
+                    &values,
+                );
             }
         }
     }
 
     /// Renders one gauge family (values read at render time by the caller).
-    pub fn render_gauge(
-        &self,
-        out: &mut String,
-        name: &str,
-        help: &str,
-        values: &[(Labels, f64)],
-    ) {
+    pub fn render_gauge(&self, out: &mut String, name: &str, help: &str, values: &[(Labels, f64)]) {
         header(out, name, help, "gauge");
         for (labels, value) in values {
             sample_line(out, name, &self.node, labels, None, *value);
@@ -634,12 +639,11 @@ fn sample_line(
     value: f64,
 ) {
     let _ = write!(out, "{name}{{axonserver=\"{}\"", escape(node));
-    for (label, value) in labels.iter().map(|(l, v)| (*l, v.as_str())).chain(
-        extra
-            .as_ref()
-            .map(|(l, v)| (*l, v.as_str()))
-            .into_iter(),
-    ) {
+    for (label, value) in labels
+        .iter()
+        .map(|(l, v)| (*l, v.as_str()))
+        .chain(extra.as_ref().map(|(l, v)| (*l, v.as_str())))
+    {
         let _ = write!(out, ",{label}=\"{}\"", escape(value));
     }
     let _ = writeln!(out, "}} {value}");

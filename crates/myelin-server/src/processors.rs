@@ -293,7 +293,13 @@ fn plan(
             }
             (0..instances.len())
                 .filter(|i| &instances[*i].client_id != target_client)
-                .map(|i| to(i, "release", Outbound::ReleaseSegment(segment_ref(*segment))))
+                .map(|i| {
+                    to(
+                        i,
+                        "release",
+                        Outbound::ReleaseSegment(segment_ref(*segment)),
+                    )
+                })
                 .collect()
         }
     })

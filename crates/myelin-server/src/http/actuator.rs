@@ -211,7 +211,10 @@ pub(super) async fn prometheus(State(shared): State<Arc<Shared>>) -> impl IntoRe
         &peers,
     );
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out,
     )
 }

@@ -68,7 +68,8 @@ fn resolve_context(
 }
 
 fn decode(bytes: &[u8]) -> Result<Event, ApiError> {
-    Event::decode(bytes).map_err(|e| ApiError::Storage(myelin_storage::StorageError::corrupt_event(e)))
+    Event::decode(bytes)
+        .map_err(|e| ApiError::Storage(myelin_storage::StorageError::corrupt_event(e)))
 }
 
 pub(super) async fn list_events(
@@ -94,7 +95,15 @@ pub(super) async fn list_events(
                 .map_or(u64::MAX, |m| m as u64);
             let snapshots = params.allow_snapshots.unwrap_or(true);
             tokio::spawn(async move {
-                let read = send_aggregate(&shared, &context, &aggregate, from as u64, end, snapshots, &sender);
+                let read = send_aggregate(
+                    &shared,
+                    &context,
+                    &aggregate,
+                    from as u64,
+                    end,
+                    snapshots,
+                    &sender,
+                );
                 if let Err(error) = read.await {
                     let _ = sender.send(json!({ "error": error.to_string() })).await;
                 }
@@ -165,7 +174,11 @@ async fn send_aggregate(
         next = last + 1;
         let full = batch.len() == READ_BATCH_EVENTS_MAX;
         for (_, bytes) in batch {
-            if sender.send(event_json(&decode(&bytes)?, None)).await.is_err() {
+            if sender
+                .send(event_json(&decode(&bytes)?, None))
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
         }
@@ -234,7 +247,9 @@ impl Scan {
 
     fn matches(&self, event: &Event) -> bool {
         let payload_type = event.payload.as_ref().map_or("", |p| p.r#type.as_str());
-        self.payload_type.as_deref().is_none_or(|t| t == payload_type)
+        self.payload_type
+            .as_deref()
+            .is_none_or(|t| t == payload_type)
             && self
                 .aggregate_type
                 .as_deref()
@@ -304,7 +319,9 @@ pub(super) async fn append_events(
         shared.metrics.record_append_error(context.name());
         return Err(error);
     }
-    Ok(Json(json!({ "appended": identifiers.len(), "messageIdentifiers": identifiers })))
+    Ok(Json(
+        json!({ "appended": identifiers.len(), "messageIdentifiers": identifiers }),
+    ))
 }
 
 /// Stores a snapshot.
@@ -317,5 +334,7 @@ pub(super) async fn append_snapshot(
     let context = resolve_context(&shared, param.context.as_deref(), &headers)?;
     let event = snapshot.into_event(true)?;
     store_snapshot(&shared, &context, RawEvent::from_message(&event)).await?;
-    Ok(Json(json!({ "messageIdentifier": event.message_identifier })))
+    Ok(Json(
+        json!({ "messageIdentifier": event.message_identifier }),
+    ))
 }

@@ -60,9 +60,5 @@ pub(super) async fn asset(Path(file): Path<String>) -> Response {
 }
 
 pub(super) async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        OPENAPI_JSON,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
 }

@@ -20,10 +20,10 @@ mod public;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::handler::Handler;
 use axum::routing::{self, MethodFilter, MethodRouter};
 use axum::Router;
 
@@ -85,8 +85,18 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::GET, "/v3/api-docs", Open, gui::openapi),
         // Actuator.
         route(M::GET, "/actuator/health", Open, actuator::health),
-        route(M::GET, "/actuator/health/liveness", Open, actuator::liveness),
-        route(M::GET, "/actuator/health/readiness", Open, actuator::readiness),
+        route(
+            M::GET,
+            "/actuator/health/liveness",
+            Open,
+            actuator::liveness,
+        ),
+        route(
+            M::GET,
+            "/actuator/health/readiness",
+            Open,
+            actuator::readiness,
+        ),
         route(M::GET, "/actuator/info", Open, actuator::info),
         route(M::GET, "/actuator/prometheus", Read, actuator::prometheus),
         // Node, cluster and contexts.
@@ -95,36 +105,106 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::GET, "/v1/public/version", Read, public::version),
         route(M::GET, "/v1/public/mycontexts", Read, public::my_contexts),
         route(M::GET, "/v1/public/context", Read, public::contexts),
-        route(M::GET, "/v1/public/visiblecontexts", Read, public::visible_contexts),
+        route(
+            M::GET,
+            "/v1/public/visiblecontexts",
+            Read,
+            public::visible_contexts,
+        ),
         route(M::GET, "/v1/public/status", Read, public::status),
         route(M::GET, "/v1/cluster", Read, public::cluster_nodes),
         route(M::DELETE, "/v1/cluster/{node}", Admin, public::remove_node),
         // Applications, commands and queries.
         route(M::GET, "/v1/components/clients", Read, public::clients),
         route(M::GET, "/v1/components/clientIds", Read, public::client_ids),
-        route(M::GET, "/v1/components/{component}/instances", Read, public::instances),
-        route(M::GET, "/v1/components/{component}/commands", Read, public::component_commands),
-        route(M::GET, "/v1/components/{component}/queries", Read, public::component_queries),
+        route(
+            M::GET,
+            "/v1/components/{component}/instances",
+            Read,
+            public::instances,
+        ),
+        route(
+            M::GET,
+            "/v1/components/{component}/commands",
+            Read,
+            public::component_commands,
+        ),
+        route(
+            M::GET,
+            "/v1/components/{component}/queries",
+            Read,
+            public::component_queries,
+        ),
         route(M::GET, "/v1/commands", Read, public::commands),
         route(M::GET, "/v1/queries", Read, public::queries),
-        route(M::GET, "/v1/public/command-metrics", Read, public::command_metrics),
-        route(M::GET, "/v1/public/query-metrics", Read, public::query_metrics),
+        route(
+            M::GET,
+            "/v1/public/command-metrics",
+            Read,
+            public::command_metrics,
+        ),
+        route(
+            M::GET,
+            "/v1/public/query-metrics",
+            Read,
+            public::query_metrics,
+        ),
         route(M::POST, "/v1/commands/run", Write, messaging::run_command),
         route(M::POST, "/v1/queries/run", Write, messaging::run_query),
-        route(M::PATCH, "/v1/instructions", Admin, processors::reconnect_client),
+        route(
+            M::PATCH,
+            "/v1/instructions",
+            Admin,
+            processors::reconnect_client,
+        ),
         // Events and snapshots.
         route(M::GET, "/v1/events", Read, events::list_events),
         route(M::POST, "/v1/events", Write, events::append_events),
         route(M::GET, "/v1/snapshots", Read, events::list_snapshots),
         route(M::POST, "/v1/snapshots", Write, events::append_snapshot),
         // Event processors.
-        route(M::GET, "/v1/components/{component}/processors", Read, processors::of_component),
-        route(M::GET, "/v1/processors/{processor}/clients", Read, processors::clients),
-        route(M::PATCH, "/v1/components/{component}/processors/{processor}/pause", Admin, processors::pause),
-        route(M::PATCH, "/v1/components/{component}/processors/{processor}/start", Admin, processors::start),
-        route(M::PATCH, "/v1/components/{component}/processors/{processor}/segments/split", Admin, processors::split),
-        route(M::PATCH, "/v1/components/{component}/processors/{processor}/segments/merge", Admin, processors::merge),
-        route(M::PATCH, "/v1/components/{component}/processors/{processor}/segments/{segment}/move", Admin, processors::move_segment),
+        route(
+            M::GET,
+            "/v1/components/{component}/processors",
+            Read,
+            processors::of_component,
+        ),
+        route(
+            M::GET,
+            "/v1/processors/{processor}/clients",
+            Read,
+            processors::clients,
+        ),
+        route(
+            M::PATCH,
+            "/v1/components/{component}/processors/{processor}/pause",
+            Admin,
+            processors::pause,
+        ),
+        route(
+            M::PATCH,
+            "/v1/components/{component}/processors/{processor}/start",
+            Admin,
+            processors::start,
+        ),
+        route(
+            M::PATCH,
+            "/v1/components/{component}/processors/{processor}/segments/split",
+            Admin,
+            processors::split,
+        ),
+        route(
+            M::PATCH,
+            "/v1/components/{component}/processors/{processor}/segments/merge",
+            Admin,
+            processors::merge,
+        ),
+        route(
+            M::PATCH,
+            "/v1/components/{component}/processors/{processor}/segments/{segment}/move",
+            Admin,
+            processors::move_segment,
+        ),
         // Myelin's own views, for the GUI and scripts.
         route(M::GET, "/v1/myelin/overview", Read, myelin::overview),
         route(M::GET, "/v1/myelin/timeline", Read, myelin::timeline),
@@ -219,9 +299,7 @@ pub(crate) fn sse(
         event
     });
     let end = tokio_stream::iter(end.map(|text| Event::default().comment(text)));
-    let stream = events
-        .chain(end)
-        .map(Ok::<_, std::convert::Infallible>);
+    let stream = events.chain(end).map(Ok::<_, std::convert::Infallible>);
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
@@ -283,9 +361,9 @@ mod tests {
             .filter(|r| r.path != "/" && !r.path.starts_with("/gui/"))
         {
             let operation = &document["paths"][route.path][route.method.as_str().to_lowercase()];
-            let needs_token = operation.get("security").is_none_or(|s| {
-                s.as_array().is_none_or(|a| !a.is_empty())
-            });
+            let needs_token = operation
+                .get("security")
+                .is_none_or(|s| s.as_array().is_none_or(|a| !a.is_empty()));
             assert_eq!(
                 needs_token,
                 route.access != Access::Open,

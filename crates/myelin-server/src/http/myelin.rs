@@ -92,7 +92,11 @@ pub(super) fn applications(shared: &Shared, context: Option<&str>) -> Vec<Applic
             }
             let node = node_name(shared, registration.node);
             let app = entry(&mut apps, &registration.context, &registration.component);
-            if !app.instances.iter().any(|i| i.client_id == registration.client_id) {
+            if !app
+                .instances
+                .iter()
+                .any(|i| i.client_id == registration.client_id)
+            {
                 app.instances.push(Instance {
                     client_id: registration.client_id.clone(),
                     node,
@@ -321,21 +325,23 @@ pub(super) fn processor_views(
     }
     grouped
         .into_iter()
-        .map(|((component, name, token_store), (instances, mut segments, meta))| {
-            segments.sort_by_key(|s| s["id"].as_i64());
-            let running = instances.iter().all(|i| i["running"] == true);
-            json!({
-                "component": component,
-                "name": name,
-                "tokenStoreIdentifier": token_store,
-                "mode": meta["mode"],
-                "isStreaming": meta["isStreaming"],
-                "running": running,
-                "headToken": head_token,
-                "instances": instances,
-                "segments": segments,
-            })
-        })
+        .map(
+            |((component, name, token_store), (instances, mut segments, meta))| {
+                segments.sort_by_key(|s| s["id"].as_i64());
+                let running = instances.iter().all(|i| i["running"] == true);
+                json!({
+                    "component": component,
+                    "name": name,
+                    "tokenStoreIdentifier": token_store,
+                    "mode": meta["mode"],
+                    "isStreaming": meta["isStreaming"],
+                    "running": running,
+                    "headToken": head_token,
+                    "instances": instances,
+                    "segments": segments,
+                })
+            },
+        )
         .collect()
 }
 

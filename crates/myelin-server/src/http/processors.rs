@@ -82,7 +82,9 @@ fn axon_processors(clients: &[ConnectedClient], context: &str) -> Vec<Value> {
                     free_thread_instances.push(client.client_id.clone());
                 }
                 for segment in &info.segment_status {
-                    let entry = claimed.entry(segment.segment_id).or_insert((0, segment.one_part_of));
+                    let entry = claimed
+                        .entry(segment.segment_id)
+                        .or_insert((0, segment.one_part_of));
                     entry.0 += 1;
                     trackers.push(json!({
                         "clientId": client.client_id,
@@ -100,7 +102,10 @@ fn axon_processors(clients: &[ConnectedClient], context: &str) -> Vec<Value> {
             if claimed.values().any(|(claims, _)| *claims > 1) {
                 warnings.push(json!({ "message": "Duplicated segment claim detected" }));
             }
-            let covered: f64 = claimed.values().map(|(_, parts)| 1.0 / f64::from((*parts).max(1))).sum();
+            let covered: f64 = claimed
+                .values()
+                .map(|(_, parts)| 1.0 / f64::from((*parts).max(1)))
+                .sum();
             if covered < 0.999 {
                 warnings.push(json!({ "message": "Not all segments claimed" }));
             }

@@ -252,12 +252,7 @@ pub(super) async fn instances(
 }
 
 /// The names a component handles, as `[{name}]`.
-fn component_names(
-    shared: &Shared,
-    component: &str,
-    context: &str,
-    commands: bool,
-) -> Vec<Value> {
+fn component_names(shared: &Shared, component: &str, context: &str, commands: bool) -> Vec<Value> {
     let registrations = if commands {
         shared.commands.registrations()
     } else {
@@ -333,7 +328,10 @@ pub(super) async fn queries(State(shared): State<Arc<Shared>>) -> Json<Vec<Value
                 .or_default()
                 .entry(registration.component.clone())
                 .or_default()
-                .insert(format!("{}.{}", registration.client_id, registration.context));
+                .insert(format!(
+                    "{}.{}",
+                    registration.client_id, registration.context
+                ));
         }
     }
     let queries = by_name
