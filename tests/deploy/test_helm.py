@@ -577,9 +577,9 @@ def probe_target(c: dict, probe: str) -> tuple[str, int]:
 
 def test_probes(chart):
     c = container(render(chart))
-    assert probe_target(c, "readinessProbe") == ("/actuator/health", 8024)
+    assert probe_target(c, "readinessProbe") == ("/actuator/health/readiness", 8024)
     # Liveness must not use cluster health: losing the leader would restart every pod.
-    assert probe_target(c, "livenessProbe") == ("/actuator/info", 8024)
+    assert probe_target(c, "livenessProbe") == ("/actuator/health/liveness", 8024)
     assert probe_target(c, "startupProbe") == ("/actuator/info", 8024)
     startup = c["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
@@ -589,7 +589,7 @@ def test_probes(chart):
 def test_probe_timings_are_values_but_endpoints_are_not(chart):
     c = container(render(chart, {"readinessProbe": {"periodSeconds": 2}}))
     assert c["readinessProbe"]["periodSeconds"] == 2
-    assert probe_target(c, "readinessProbe") == ("/actuator/health", 8024)
+    assert probe_target(c, "readinessProbe") == ("/actuator/health/readiness", 8024)
     with pytest.raises(helm.HelmValuesError):
         render(chart, {"livenessProbe": {"httpGet": {"path": "/actuator/health", "port": 8024}}})
 
@@ -789,5 +789,6 @@ def test_notes_tell_how_to_connect(chart):
     assert f"kubectl -n {NAMESPACE} port-forward svc/myelin 8024:8024" in notes
     assert "kubectl -n axon get secret myelin-tokens -o jsonpath='{.data.token}'" in notes
     flat = " ".join(notes.split())
-    assert "readiness is /actuator/health" in flat and "liveness is /actuator/info" in flat
+    assert "readiness is /actuator/health/readiness" in flat
+    assert "liveness is /actuator/health/liveness" in flat
     assert "lookup" in notes
