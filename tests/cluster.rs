@@ -269,6 +269,19 @@ async fn c03_a_partitioned_minority_refuses_writes_and_catches_up_by_snapshot_af
         )
         .await;
         assert_ne!(new_leader, cluster.node(leader).node_id());
+        let cut_off_readiness = cluster.http_url(leader, "/actuator/health/readiness");
+        eventually(
+            "the cut-off node reports itself not ready",
+            Duration::from_secs(10),
+            || async { (http("GET", &cut_off_readiness, None).await.0 == 503).then_some(()) },
+        )
+        .await;
+        let liveness = cluster.http_url(leader, "/actuator/health/liveness");
+        let (live, _, _) = http("GET", &liveness, None).await;
+        assert_eq!(
+            live, 200,
+            "a cut-off node is still alive: nothing to restart"
+        );
         let majority = cluster.client(majority_node).await;
         let mut acked = Acknowledged::default();
         for sequence in 0..5000 {
