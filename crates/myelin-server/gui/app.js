@@ -66,7 +66,7 @@
   }
   function url(path, params = {}) {
     const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, v);
+    for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) q.set(k, v);
     const s = q.toString();
     return s ? `${path}?${s}` : path;
   }
@@ -303,6 +303,11 @@
     release(c) { this.ctrls.delete(c); }
     async req(path, opts = {}) {
       const c = this.controller();
+      const outer = opts.signal;
+      if (outer) {
+        if (outer.aborted) c.abort();
+        else outer.addEventListener('abort', () => c.abort(), { once: true });
+      }
       try {
         return await request(path, { ...opts, signal: c.signal });
       } finally {
@@ -477,7 +482,7 @@
     const ph = H - m.t - m.b;
     const X = (t) => m.l + ((t - x0) / (x1 - x0 || 1)) * pw;
     const Y = (v) => m.t + ph - (v / top) * ph;
-    const fmt = opts.fmt || ((v) => (Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1)));
+    const fmt = opts.fmt || ((v) => (opts.integer ? fmtInt(v) : Math.abs(v) < 100 ? v.toFixed(1) : fmtInt(v)));
     let svg = `<svg class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(opts.label || 'chart')}">`;
     svg += '<g class="grid">';
     for (const v of ticks) svg += `<line x1="${m.l}" x2="${W - m.r}" y1="${Y(v).toFixed(1)}" y2="${Y(v).toFixed(1)}"/>`;
@@ -1172,7 +1177,7 @@
       const from = Math.max(firstToken, last - windowSize + 1);
       const list = [];
       let next = from;
-      await streamEvents(ctxUrl('/v1/events', { trackingToken: from, maxEvents: windowSize, timeout: 0, payloadType: q.payloadType, aggregateType: q.aggregateType }), signal, (e) => {
+      await streamEvents(ctxUrl('/v1/events', { trackingToken: from, maxEvents: windowSize, timeout: 0, payloadType: q.payloadType || undefined, aggregateType: q.aggregateType || undefined }), signal, (e) => {
         list.push(e);
         if (num(e.token) != null) next = Math.max(next, e.token + 1);
       });
@@ -1205,7 +1210,7 @@
       };
       for (;;) {
         try {
-          await streamEvents(ctxUrl('/v1/events', { trackingToken: next, maxEvents: 10000, timeout: 30, payloadType: q.payloadType, aggregateType: q.aggregateType }), signal, (e) => {
+          await streamEvents(ctxUrl('/v1/events', { trackingToken: next, maxEvents: 10000, timeout: 30, payloadType: q.payloadType || undefined, aggregateType: q.aggregateType || undefined }), signal, (e) => {
             if (num(e.token) != null) {
               if (e.token < next) return;
               next = e.token + 1;
@@ -1362,7 +1367,7 @@
       result.textContent = `${what}…`;
       try {
         const r = await scope.req(url(`/v1/components/${enc(p.component)}/processors/${enc(p.name)}${paths[action]}`,
-          { context: state.context, tokenStoreIdentifier: p.tokenStoreIdentifier, target: action === 'move' ? target : undefined }), { method: 'PATCH' });
+          { context: state.context, tokenStoreIdentifier: p.tokenStoreIdentifier == null ? '' : p.tokenStoreIdentifier, target: action === 'move' ? target : undefined }), { method: 'PATCH' });
         const outcome = (r && r.result) || (r && r.success === false ? 'FAILED' : 'SUCCESS');
         const inst = ((r && r.instances) || []).map((i) => `${i.clientId} ${i.success ? '✓' : i.error ? `✗ ${typeof i.error === 'string' ? i.error : i.error.message || JSON.stringify(i.error)}` : outcome === 'ACCEPTED' ? '(no answer yet)' : '✗'}`);
         if (action === 'move') $$('select.move-target', entry.sec).forEach((sel) => { delete sel.dataset.touched; });

@@ -161,37 +161,52 @@ pub(crate) struct Registration {
     pub names: Vec<String>,
 }
 
+impl Registration {
+    /// A handler stream's registration; `None` when it handles nothing (yet).
+    pub(crate) fn of(
+        info: &myelin_routing::HandlerInfo,
+        node: Option<u64>,
+        names: Vec<String>,
+    ) -> Option<Registration> {
+        (!names.is_empty()).then(|| Registration {
+            node,
+            stream_id: info.client_stream_id.clone(),
+            context: info.context.clone(),
+            client_id: info.client_id.clone(),
+            component: info.component.clone(),
+            names,
+        })
+    }
+
+    /// Registrations in a stable order: by context, then client.
+    pub(crate) fn sorted(registrations: impl Iterator<Item = Registration>) -> Vec<Registration> {
+        let mut registrations: Vec<Registration> = registrations.collect();
+        registrations.sort_by(|a, b| (&a.context, &a.client_id).cmp(&(&b.context, &b.client_id)));
+        registrations
+    }
+}
+
 impl CommandRouter {
     /// Every handler stream that handles at least one command, here and on other nodes.
     pub(crate) fn registrations(&self) -> Vec<Registration> {
         let state = self.lock();
-        let mut registrations: Vec<Registration> = state
-            .handlers
-            .iter()
-            .filter_map(|(id, stream)| {
-                let info = state.registry.info(*id)?;
-                let names: Vec<String> = state
+        let registrations = state.handlers.iter().filter_map(|(id, stream)| {
+            let node = match stream.sink {
+                Sink::Local(_) => None,
+                Sink::Remote { node, .. } => Some(node),
+            };
+            Registration::of(
+                state.registry.info(*id)?,
+                node,
+                state
                     .registry
                     .commands_of(*id)
                     .into_iter()
                     .map(|(name, _)| name)
-                    .collect();
-                let node = match stream.sink {
-                    Sink::Local(_) => None,
-                    Sink::Remote { node, .. } => Some(node),
-                };
-                (!names.is_empty()).then(|| Registration {
-                    node,
-                    stream_id: info.client_stream_id.clone(),
-                    context: info.context.clone(),
-                    client_id: info.client_id.clone(),
-                    component: info.component.clone(),
-                    names,
-                })
-            })
-            .collect();
-        registrations.sort_by(|a, b| (&a.context, &a.client_id).cmp(&(&b.context, &b.client_id)));
-        registrations
+                    .collect(),
+            )
+        });
+        Registration::sorted(registrations)
     }
 }
 

@@ -191,8 +191,9 @@ pub(crate) fn validate_event(
 }
 
 /// Sends an aggregate's events in `[start, end)` (from its newest snapshot on, when allowed),
-/// reading batches on a blocking thread and sending at the client's pace.
-async fn stream_aggregate(
+/// reading batches on a blocking thread and sending at the client's pace; the REST API reads
+/// aggregates through here too.
+pub(crate) async fn stream_aggregate(
     store: Arc<Store>,
     context: Arc<Context>,
     query: GetAggregateEventsRequest,

@@ -136,28 +136,18 @@ impl QueryRouter {
     /// Every handler stream that handles at least one query, here and on other nodes.
     pub(crate) fn registrations(&self) -> Vec<Registration> {
         let state = self.lock();
-        let mut registrations: Vec<Registration> = state
-            .handlers
-            .iter()
-            .filter_map(|(id, stream)| {
-                let info = state.registry.info(*id)?;
-                let names = state.registry.queries_of(*id);
-                let node = match stream.sink {
-                    Sink::Local(_) => None,
-                    Sink::Remote { node, .. } => Some(node),
-                };
-                (!names.is_empty()).then(|| Registration {
-                    node,
-                    stream_id: info.client_stream_id.clone(),
-                    context: info.context.clone(),
-                    client_id: info.client_id.clone(),
-                    component: info.component.clone(),
-                    names,
-                })
-            })
-            .collect();
-        registrations.sort_by(|a, b| (&a.context, &a.client_id).cmp(&(&b.context, &b.client_id)));
-        registrations
+        let registrations = state.handlers.iter().filter_map(|(id, stream)| {
+            let node = match stream.sink {
+                Sink::Local(_) => None,
+                Sink::Remote { node, .. } => Some(node),
+            };
+            Registration::of(
+                state.registry.info(*id)?,
+                node,
+                state.registry.queries_of(*id),
+            )
+        });
+        Registration::sorted(registrations)
     }
 }
 

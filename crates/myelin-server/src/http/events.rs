@@ -13,6 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
 use myelin_protocol::grpc::event::Event;
+use myelin_protocol::wire::event::GetAggregateEventsRequest;
 use myelin_protocol::RawEvent;
 use myelin_storage::Context;
 use prost::Message;
@@ -23,7 +24,9 @@ use tokio::sync::mpsc;
 use super::json::{event_json, JsonEvent};
 use super::sse;
 use crate::api_error::ApiError;
-use crate::event_store::{append_transaction, read_blocking, store_snapshot, Transaction};
+use crate::event_store::{
+    append_transaction, read_blocking, store_snapshot, stream_aggregate, Transaction,
+};
 use crate::node::Shared;
 
 /// Events read from storage per round trip.
@@ -93,19 +96,32 @@ pub(super) async fn list_events(
                 .max_sequence
                 .filter(|m| *m > 0)
                 .map_or(u64::MAX, |m| m as u64);
-            let snapshots = params.allow_snapshots.unwrap_or(true);
+            let query = GetAggregateEventsRequest {
+                aggregate_id: aggregate,
+                allow_snapshots: params.allow_snapshots.unwrap_or(true),
+                ..Default::default()
+            };
+            // The gRPC read of an aggregate, its events turned into JSON as they come.
+            let (raw_sender, mut raw) = mpsc::channel(STREAM_QUEUE_EVENTS_MAX);
+            let store = shared.store.clone();
             tokio::spawn(async move {
-                let read = send_aggregate(
-                    &shared,
-                    &context,
-                    &aggregate,
-                    from as u64,
-                    end,
-                    snapshots,
-                    &sender,
-                );
-                if let Err(error) = read.await {
-                    let _ = sender.send(json!({ "error": error.to_string() })).await;
+                let read = stream_aggregate(store, context, query, from as u64, end, &raw_sender);
+                if let Err(status) = read.await {
+                    let _ = raw_sender.send(Err(status)).await;
+                }
+            });
+            tokio::spawn(async move {
+                while let Some(item) = raw.recv().await {
+                    let value = match item {
+                        Ok(event) => match decode(event.as_bytes()) {
+                            Ok(event) => event_json(&event, None),
+                            Err(error) => json!({ "error": error.to_string() }),
+                        },
+                        Err(status) => json!({ "error": status.message() }),
+                    };
+                    if sender.send(value).await.is_err() {
+                        return;
+                    }
                 }
             });
         }
@@ -137,56 +153,6 @@ pub(super) async fn list_events(
     }
     let end = aggregate_mode.then_some(END_OF_STREAM);
     Ok(sse(receiver, resume_id, end))
-}
-
-/// Sends one aggregate's events in `[from, end)`, from its newest snapshot on when allowed.
-async fn send_aggregate(
-    shared: &Arc<Shared>,
-    context: &Arc<Context>,
-    aggregate: &str,
-    from: u64,
-    end: u64,
-    snapshots: bool,
-    sender: &mpsc::Sender<Value>,
-) -> Result<(), ApiError> {
-    let mut next = from;
-    if snapshots {
-        let (store, reading, id) = (shared.store.clone(), context.clone(), aggregate.to_string());
-        let newest = read_blocking(move || store.snapshots(&reading, &id, from, end, 1)).await?;
-        if let Some((sequence, bytes)) = newest.into_iter().next() {
-            let mut value = event_json(&decode(&bytes)?, None);
-            value["snapshot"] = json!(true);
-            if sender.send(value).await.is_err() {
-                return Ok(());
-            }
-            next = sequence + 1;
-        }
-    }
-    while next < end {
-        let (store, reading, id) = (shared.store.clone(), context.clone(), aggregate.to_string());
-        let batch = read_blocking(move || {
-            store.aggregate_events(&reading, &id, next, end, READ_BATCH_EVENTS_MAX)
-        })
-        .await?;
-        let Some((last, _)) = batch.last() else {
-            return Ok(());
-        };
-        next = last + 1;
-        let full = batch.len() == READ_BATCH_EVENTS_MAX;
-        for (_, bytes) in batch {
-            if sender
-                .send(event_json(&decode(&bytes)?, None))
-                .await
-                .is_err()
-            {
-                return Ok(());
-            }
-        }
-        if !full {
-            return Ok(());
-        }
-    }
-    Ok(())
 }
 
 /// A read of the global stream: where it is, how many matching events it may still send, how
@@ -279,8 +245,9 @@ pub(super) async fn list_snapshots(
         read_blocking(move || store.snapshots(&reading, &aggregate, from, end, limit)).await?;
     let (sender, receiver) = mpsc::channel(snapshots.len().max(1));
     for (_, bytes) in snapshots {
-        let mut value = event_json(&decode(&bytes)?, None);
-        value["snapshot"] = json!(true);
+        let mut event = decode(&bytes)?;
+        event.snapshot = true;
+        let value = event_json(&event, None);
         // Capacity covers every snapshot, so this never waits.
         let _ = sender.try_send(value);
     }

@@ -103,6 +103,9 @@ pub(super) fn event_json(event: &Event, token: Option<u64>) -> Value {
     if let Some(token) = token {
         value["token"] = json!(token);
     }
+    if event.snapshot {
+        value["snapshot"] = json!(true);
+    }
     value
 }
 
