@@ -511,8 +511,12 @@ async fn c10_an_admin_removes_a_dead_node_and_a_new_one_takes_its_place() {
             "the removal reaches every node",
             Duration::from_secs(10),
             || async {
-                let (_, _, nodes) =
-                    http("GET", &cluster.http_url(asked, "/v1/cluster"), None).await;
+                let (_, _, nodes) = http(
+                    "GET",
+                    &cluster.http_url(asked, "/v1/cluster"),
+                    Some("admin-secret"),
+                )
+                .await;
                 let names: Vec<String> = nodes
                     .as_array()?
                     .iter()
@@ -527,7 +531,12 @@ async fn c10_an_admin_removes_a_dead_node_and_a_new_one_takes_its_place() {
         // A new node (new disk, new identity) with the same name joins in its place.
         cluster.wipe_and_restart(gone).await;
         cluster.wait_until_formed().await;
-        let (_, _, nodes) = http("GET", &cluster.http_url(asked, "/v1/cluster"), None).await;
+        let (_, _, nodes) = http(
+            "GET",
+            &cluster.http_url(asked, "/v1/cluster"),
+            Some("admin-secret"),
+        )
+        .await;
         assert_eq!(nodes.as_array().map(Vec::len), Some(3), "{nodes}");
     })
     .await;
