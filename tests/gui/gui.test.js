@@ -40,6 +40,10 @@ async function onPage(t, browser, server, route, shot, body, { allowed = () => f
     await page.goto(`${server.url}/#/${route}`, { waitUntil: 'load', timeout: UI_TIMEOUT_MS });
     await body(page, t);
     failed = false;
+  } catch (err) {
+    // what the page logged helps to read the failure
+    if (errors.length) err.message += `\nbrowser console:\n${errors.join('\n')}`;
+    throw err;
   } finally {
     try {
       const file = await screenshot(page, shot);
@@ -97,9 +101,9 @@ describe('GUI on a node with traffic', { timeout: SUITE_TIMEOUT_MS }, () => {
     server = await startServer('gui-node');
     app = await traffic.start({ grpcPort: server.grpcPort });
     // enough of everything for every page to have something to show
-    await waitFor('traffic: 20 events, 10 commands and 3 queries answered', () => {
+    await waitFor('traffic: 20 events, a snapshot, 10 commands and 3 queries answered', () => {
       const c = app.counters;
-      return c.eventsAppended >= 20 && c.commandsAnswered >= 10 && c.queriesAnswered >= 3;
+      return c.eventsAppended >= 20 && c.snapshotsAppended >= 1 && c.commandsAnswered >= 10 && c.queriesAnswered >= 3;
     }, { timeoutMs: 30_000 });
     browser = await launchBrowser();
   }, { timeout: 90_000 });
@@ -126,7 +130,7 @@ describe('GUI on a node with traffic', { timeout: SUITE_TIMEOUT_MS }, () => {
     });
   });
 
-  it('search: recent events, then only the events of one aggregate', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  it('search: recent events, the events of one aggregate, its snapshots', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     await onPage(t, browser, server, 'search', 'search', async (page) => {
       await page.locator('button#search-run').click();
       await loaded(page, 'search');
@@ -135,8 +139,10 @@ describe('GUI on a node with traffic', { timeout: SUITE_TIMEOUT_MS }, () => {
         return rows.some((cells) => cellHas(cells, 'GiftCardIssued'));
       }, { timeoutMs: UI_TIMEOUT_MS, intervalMs: 250 });
 
-      // the card with the most events; all of them, and nothing else, once filtered
-      const card = app.cards().sort((a, b) => b.events - a.events)[0];
+      // a card with a few events and no snapshot yet (one comes after the 5th): all of its
+      // events, and nothing else, once filtered
+      const cards = app.cards().filter((c) => c.cardId !== 'card-1').sort((a, b) => b.events - a.events);
+      const card = cards.find((c) => c.events < 5) || cards[cards.length - 1];
       await page.locator('input#search-aggregate').fill(card.cardId);
       await page.locator('input#search-payload-type').fill('');
       await page.locator('button#search-run').click();
@@ -148,6 +154,18 @@ describe('GUI on a node with traffic', { timeout: SUITE_TIMEOUT_MS }, () => {
         throw new Error(`${err.message}\nrows: ${JSON.stringify(rows.slice(0, 10))}`);
       });
       assert.ok(rows.some((cells) => cellHas(cells, 'GiftCardIssued')), `${card.cardId} has its GiftCardIssued`);
+
+      // card-1 has a snapshot (payload type GiftCard, not an event's type) after its 5th event
+      await page.locator('input#search-aggregate').fill('card-1');
+      await page.locator('select#search-kind').selectOption('snapshots');
+      await page.locator('button#search-run').click();
+      await waitFor("card-1's snapshots", async () => {
+        rows = await eventRows(page);
+        return rows.length >= 1 && rows.every((cells) => cellHas(cells, 'card-1') && cellHas(cells, 'GiftCard')
+          && !cells.some((cell) => /GiftCard(Issued|Redeemed)/.test(cell)));
+      }, { timeoutMs: UI_TIMEOUT_MS, intervalMs: 250 }).catch((err) => {
+        throw new Error(`${err.message}\nrows: ${JSON.stringify(rows.slice(0, 10))}`);
+      });
     });
   });
 
@@ -259,7 +277,7 @@ describe('GUI with access control on', { timeout: SUITE_TIMEOUT_MS }, () => {
       if (await submit.count()) await submit.first().click();
       else await form.evaluate((f) => f.requestSubmit());
       await loaded(page, 'overview');
-      await expectTexts(page, 'main#page', ['gui-node', 'gift-card-service']);
+      await expectTexts(page, 'main#page', [server.name, 'gift-card-service']);
       const stored = await page.evaluate(() => Object.values(sessionStorage));
       assert.ok(stored.includes(ADMIN_TOKEN), `the token is kept in sessionStorage (${JSON.stringify(stored)})`);
       await form.waitFor({ state: 'hidden', timeout: UI_TIMEOUT_MS });

@@ -544,7 +544,8 @@ class Traffic {
     // An event of a new card (40 %, and always for the first), else a redemption on a known one;
     // one append at a time, so an aggregate's sequence numbers never race.
     const issue = known.length === 0 || Math.random() < 0.4;
-    const cardId = issue ? `card-${this.cardCount + 1}` : pick();
+    // card-1 gets every 4th event at least, so it soon has a snapshot to look at
+    const cardId = issue ? `card-${this.cardCount + 1}` : this.ticks % 4 === 0 && this.cardSeq.has('card-1') ? 'card-1' : pick();
     if (!this.appending) {
       if (issue) this.cardCount++;
       this.appendEvent(cardId, issue ? 'GiftCardIssued' : 'GiftCardRedeemed');
@@ -722,8 +723,14 @@ class Traffic {
       if (tracking) tracking.cancel();
       if (platform) platform.end();
     } catch { /* streams already gone */ }
-    // give the half-closes a moment to leave, bounded, then close the channels
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // let the half-closes reach the server (each stream ends with a status), at most 2 s, then
+    // close the channels
+    const ended = [commands, queries, platform].filter(Boolean).map((stream) => new Promise((resolve) => {
+      stream.on('status', resolve);
+      stream.on('error', resolve);
+      stream.resume(); // read what is still coming so the call can finish
+    }));
+    await withDeadline(Promise.all(ended), 2000, 'streams closed').catch(() => {});
     for (const c of [this.platform, this.commands, this.queries, this.events]) if (c) c.close();
   }
 }

@@ -1143,7 +1143,7 @@
       let first = true;
       for (;;) {
         const batch = [];
-        await streamEvents(ctxUrl('/v1/events', { aggregateId: q.aggregate, initialSequence: nextSeq }), signal, (e) => {
+        await streamEvents(ctxUrl('/v1/events', { aggregateId: q.aggregate, initialSequence: nextSeq, allowSnapshots: false }), signal, (e) => {
           batch.push(e);
           if (num(e.aggregateSequenceNumber) != null) nextSeq = Math.max(nextSeq, e.aggregateSequenceNumber + 1);
         });
@@ -1551,7 +1551,9 @@
         points: lagHistory.get(`${state.context}\u0000${procKey(p)}`) || [],
         note: int(sum((p.segments || []).map((s) => s.lag))),
       }));
-      lineChart($('#p-lag-chart', root), { x0: now - WINDOW_MS, x1: now, label: 'total lag per processor', height: 140, integer: true, series, legend: $('#p-lag-legend', root), empty: streaming.length ? 'no lag' : 'no streaming processors yet' });
+      let first = now;
+      for (const sr of series) if (sr.points.length && sr.points[0][0] < first) first = sr.points[0][0];
+      lineChart($('#p-lag-chart', root), { x0: Math.max(now - WINDOW_MS, Math.min(first, now - 60000)), x1: now, label: 'total lag per processor', height: 140, integer: true, series, legend: $('#p-lag-legend', root), empty: streaming.length ? 'no lag' : 'no streaming processors yet' });
       const k = (label, value, cls = '') => `<div class="kpi"><div class="k">${esc(label)}</div><div class="v ${cls}">${esc(value)}</div></div>`;
       const paused = procs.filter((p) => p.running === false).length;
       const errs = sum(procs.map((p) => (p.segments || []).filter((s) => s.error).length));
