@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::json::{event_json, JsonEvent};
-use super::sse;
+use super::{sse, ContextParam};
 use crate::api_error::ApiError;
 use crate::event_store::{
     append_transaction, read_blocking, store_snapshot, stream_aggregate, Transaction,
@@ -83,8 +83,9 @@ pub(super) async fn list_events(
     let context = resolve_context(&shared, params.context.as_deref(), &headers)?;
     shared.read_barrier().await;
     let (sender, receiver) = mpsc::channel(STREAM_QUEUE_EVENTS_MAX);
-    let aggregate_mode = params.aggregate_id.as_ref().is_some_and(|a| !a.is_empty());
-    match params.aggregate_id.clone().filter(|a| !a.is_empty()) {
+    let aggregate = params.aggregate_id.clone().filter(|a| !a.is_empty());
+    let aggregate_mode = aggregate.is_some();
+    match aggregate {
         Some(aggregate) => {
             let from = params.initial_sequence.unwrap_or(0);
             if from < 0 {
@@ -176,7 +177,7 @@ impl Scan {
             return Err(ApiError::ContextNotFound(context.name().to_string()));
         };
         let deadline = tokio::time::Instant::now() + self.follow;
-        while self.remaining > 0 {
+        while self.remaining > 0 && !sender.is_closed() {
             if self.next < context.next_token() {
                 let (store, reading, from) = (shared.store.clone(), context.clone(), self.next);
                 let batch =
@@ -259,11 +260,6 @@ pub(super) struct AppendRequest {
     messages: Vec<JsonEvent>,
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct ContextParam {
-    context: Option<String>,
-}
-
 /// Appends the events as one transaction (all or nothing).
 pub(super) async fn append_events(
     State(shared): State<Arc<Shared>>,
@@ -271,7 +267,7 @@ pub(super) async fn append_events(
     headers: HeaderMap,
     Json(request): Json<AppendRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let context = resolve_context(&shared, param.context.as_deref(), &headers)?;
+    let context = shared.context(&param.resolve(&shared, &headers)?)?;
     let mut transaction = Transaction::default();
     let mut identifiers = Vec::new();
     for event in request.messages {
@@ -298,7 +294,7 @@ pub(super) async fn append_snapshot(
     headers: HeaderMap,
     Json(snapshot): Json<JsonEvent>,
 ) -> Result<Json<Value>, ApiError> {
-    let context = resolve_context(&shared, param.context.as_deref(), &headers)?;
+    let context = shared.context(&param.resolve(&shared, &headers)?)?;
     let event = snapshot.into_event(true)?;
     store_snapshot(&shared, &context, RawEvent::from_message(&event)).await?;
     Ok(Json(

@@ -25,6 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
 use super::json::{metadata_from_json, metadata_json, serialized_json, serialized_object};
+use super::ContextParam;
 use crate::api_error::{ApiError, HTTP_ERROR_CODE_HEADER};
 use crate::node::Shared;
 
@@ -40,11 +41,6 @@ fn instruction(key: ProcessingKey, data: meta_data_value::Data) -> ProcessingIns
         key: key as i32,
         value: Some(MetaDataValue { data: Some(data) }),
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct ContextParam {
-    context: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,8 +101,7 @@ pub(super) async fn run_command(
     headers: HeaderMap,
     Json(request): Json<CommandRequest>,
 ) -> Result<Response, ApiError> {
-    let context = super::context_of(param.context.as_deref(), &headers);
-    shared.context(&context)?;
+    let context = param.resolve(&shared, &headers)?;
     if request.name.is_empty() {
         return Err(ApiError::InvalidRequest("name is required".to_string()));
     }
@@ -194,8 +189,7 @@ pub(super) async fn run_query(
     headers: HeaderMap,
     Json(request): Json<QueryRunRequest>,
 ) -> Result<Response, ApiError> {
-    let context = super::context_of(param.context.as_deref(), &headers);
-    shared.context(&context)?;
+    let context = param.resolve(&shared, &headers)?;
     if request.query.is_empty() {
         return Err(ApiError::InvalidRequest("query is required".to_string()));
     }

@@ -305,6 +305,21 @@ pub(crate) fn sse(
         .into_response()
 }
 
+/// The `context` query parameter most endpoints take.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ContextParam {
+    context: Option<String>,
+}
+
+impl ContextParam {
+    /// The context this request names (parameter, header or `default`), checked to exist.
+    pub(crate) fn resolve(&self, shared: &Shared, headers: &HeaderMap) -> Result<String, ApiError> {
+        let name = context_of(self.context.as_deref(), headers);
+        shared.context(&name)?;
+        Ok(name)
+    }
+}
+
 /// The context a request names: the `context` query parameter, else the `AxonIQ-Context` header,
 /// else `default`.
 pub(crate) fn context_of(query: Option<&str>, headers: &HeaderMap) -> String {

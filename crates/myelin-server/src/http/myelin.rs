@@ -10,27 +10,14 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::ContextParam;
 use crate::api_error::ApiError;
 use crate::clients::ConnectedClient;
 use crate::commands::Registration;
 use crate::node::Shared;
-
-#[derive(Debug, Deserialize)]
-pub(super) struct ContextParam {
-    context: Option<String>,
-}
-
-impl ContextParam {
-    /// The named context, checked to exist.
-    pub(super) fn resolve(&self, shared: &Shared, headers: &HeaderMap) -> Result<String, ApiError> {
-        let name = super::context_of(self.context.as_deref(), headers);
-        shared.context(&name)?;
-        Ok(name)
-    }
-}
 
 /// The name of node `id` (or this node for `None`).
 pub(super) fn node_name(shared: &Shared, id: Option<u64>) -> String {
@@ -278,7 +265,7 @@ pub(super) async fn handlers(
 }
 
 /// One processor across its instances, with each segment's lag behind the head.
-pub(super) fn processor_views(
+fn processor_views(
     clients: &[ConnectedClient],
     head_token: i64,
     component: Option<&str>,

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::myelin::{applications, node_name, ContextParam};
+use super::myelin::{applications, node_name};
+use super::ContextParam;
 use crate::api_error::ApiError;
 use crate::commands::Registration;
 use crate::metrics::{family, sum_series};
@@ -184,11 +184,6 @@ pub(super) async fn status(
     })))
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct ComponentParams {
-    context: Option<String>,
-}
-
 /// Connected client instances, one entry each.
 pub(super) async fn clients(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>> {
     let me = shared.cluster.me.name.clone();
@@ -237,11 +232,10 @@ pub(super) async fn client_ids(State(shared): State<Arc<Shared>>) -> Json<Value>
 pub(super) async fn instances(
     State(shared): State<Arc<Shared>>,
     Path(component): Path<String>,
-    Query(params): Query<ComponentParams>,
+    Query(param): Query<ContextParam>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let context = super::context_of(params.context.as_deref(), &headers);
-    shared.context(&context)?;
+    let context = param.resolve(&shared, &headers)?;
     let instances = applications(&shared, Some(&context))
         .into_iter()
         .filter(|a| a.component == component)
@@ -278,22 +272,20 @@ fn component_names(shared: &Shared, component: &str, context: &str, commands: bo
 pub(super) async fn component_commands(
     State(shared): State<Arc<Shared>>,
     Path(component): Path<String>,
-    Query(params): Query<ComponentParams>,
+    Query(param): Query<ContextParam>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let context = super::context_of(params.context.as_deref(), &headers);
-    shared.context(&context)?;
+    let context = param.resolve(&shared, &headers)?;
     Ok(Json(component_names(&shared, &component, &context, true)))
 }
 
 pub(super) async fn component_queries(
     State(shared): State<Arc<Shared>>,
     Path(component): Path<String>,
-    Query(params): Query<ComponentParams>,
+    Query(param): Query<ContextParam>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let context = super::context_of(params.context.as_deref(), &headers);
-    shared.context(&context)?;
+    let context = param.resolve(&shared, &headers)?;
     Ok(Json(component_names(&shared, &component, &context, false)))
 }
 
