@@ -220,6 +220,8 @@ async fn t20_commands_and_queries_from_http_reach_grpc_handlers() {
             .cloned()
             .expect("failed command listed");
         assert_eq!(nobody["errors"], 1);
+        let components = get(&node, "/v1/components/handlers/commands").await.json();
+        assert_eq!(components, json!([{ "name": "IssueCard" }]));
         let components = get(&node, "/v1/components/cards/queries").await.json();
         assert_eq!(
             components,
@@ -384,6 +386,17 @@ async fn t30_processor_actions_go_to_the_applications_and_report_their_results()
         a.answer(&id, None).await;
         assert_eq!(moved.await.expect("move").json()["message"], "processor card-summary segment 0 moved");
 
+        println!("phase: merge: the other instance releases the sibling, the owner merges");
+        let path = "/v1/components/cards/processors/card-summary/segments/merge";
+        let merge = tokio::spawn(async move { request(address, "PATCH", path, &[], None).await });
+        let (id_a, sent_a) = a.instruction().await;
+        assert!(matches!(sent_a, PlatformOut::ReleaseSegment(ref s) if s.segment_identifier == 0));
+        let (id_b, sent_b) = b.instruction().await;
+        assert!(matches!(sent_b, PlatformOut::MergeEventProcessorSegment(ref s) if s.segment_identifier == 1));
+        a.answer(&id_a, None).await;
+        b.answer(&id_b, None).await;
+        assert_eq!(merge.await.expect("merge").json()["message"], "processor card-summary merged");
+
         println!("phase: the gRPC admin service drives the same instructions");
         let admin_client = node.client().await;
         let endpoint = node.endpoint();
@@ -462,6 +475,10 @@ async fn t40_informational_endpoints_metrics_and_the_gui() {
         let clients = get(&node, "/v1/components/clients").await.json();
         assert_eq!(clients[0]["name"], "cards-a");
         assert_eq!(clients[0]["axonServerNode"], "rest-node");
+        let instances = get(&node, "/v1/components/cards/instances").await.json();
+        assert_eq!(instances, json!([{ "name": "cards-a", "axonServerNode": "rest-node", "version": "4.13.0" }]));
+        assert_eq!(get(&node, "/v1/components/cards/commands").await.json(), json!([]));
+        assert_eq!(get(&node, "/v1/public/visiblecontexts").await.json(), json!(["default"]));
         let ids = get(&node, "/v1/components/clientIds").await.json();
         assert!(ids["PLATFORM"].as_object().is_some_and(|m| m.values().any(|v| v == "cards-a.default")));
 
