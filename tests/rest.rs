@@ -198,6 +198,12 @@ async fn t20_commands_and_queries_from_http_reach_grpc_handlers() {
         let queries = get(&node, "/v1/queries").await.json();
         assert_eq!(queries[0]["query"], "FindCard");
         assert_eq!(queries[0]["components"][0]["component"], "cards");
+        assert_eq!(get(&node, "/v1/commands/count").await.json(), json!(0));
+        let queues = get(&node, "/v1/commands/queues").await.json();
+        assert_eq!(queues[0]["count"], 0, "nothing waits for permits: {queues}");
+        assert!(queues[0]["client"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("cards-1.")));
         let metrics = get(&node, "/v1/public/command-metrics").await.json();
         assert_eq!(metrics[0]["command"], "IssueCard");
         assert_eq!(metrics[0]["clientId"], "cards-1");

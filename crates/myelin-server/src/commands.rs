@@ -187,6 +187,29 @@ impl Registration {
 }
 
 impl CommandRouter {
+    /// Commands dispatched through this node and not answered yet.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// Per local handler stream: its stream id and how many commands wait for its permits.
+    pub(crate) fn queues(&self) -> Vec<(String, usize)> {
+        let state = self.lock();
+        let mut queues: Vec<(String, usize)> = state
+            .handlers
+            .iter()
+            .filter(|(_, stream)| matches!(stream.sink, Sink::Local(_)))
+            .filter_map(|(id, stream)| {
+                let info = state.registry.info(*id)?;
+                Some((info.client_stream_id.clone(), stream.queue.waiting()))
+            })
+            .collect();
+        queues.sort();
+        queues
+    }
+}
+
+impl CommandRouter {
     /// Every handler stream that handles at least one command, here and on other nodes.
     pub(crate) fn registrations(&self) -> Vec<Registration> {
         let state = self.lock();

@@ -136,6 +136,8 @@ pub(crate) fn routes() -> Vec<Route> {
             public::component_queries,
         ),
         route(M::GET, "/v1/commands", Read, public::commands),
+        route(M::GET, "/v1/commands/queues", Read, public::command_queues),
+        route(M::GET, "/v1/commands/count", Read, public::command_count),
         route(M::GET, "/v1/queries", Read, public::queries),
         route(
             M::GET,

@@ -310,6 +310,22 @@ pub(super) async fn commands(State(shared): State<Arc<Shared>>) -> Json<Vec<Valu
     Json(registrations_json(&shared, registrations))
 }
 
+/// Commands waiting for each handler's permits (Axon's `[{client, count}]`).
+pub(super) async fn command_queues(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>> {
+    let queues = shared
+        .commands
+        .queues()
+        .into_iter()
+        .map(|(client, count)| json!({ "client": client, "count": count }))
+        .collect();
+    Json(queues)
+}
+
+/// Commands dispatched through this node and not answered yet (a bare number, as in Axon).
+pub(super) async fn command_count(State(shared): State<Arc<Shared>>) -> Json<usize> {
+    Json(shared.commands.in_flight())
+}
+
 /// Per query name: the components that handle it and their clients (Axon's shape).
 pub(super) async fn queries(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>> {
     let mut by_name: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
