@@ -356,7 +356,7 @@ pub(crate) async fn dispatch_query(
         .header()
         .map_err(|e| ApiError::InvalidRequest(format!("the query does not decode: {e}")))?;
     let mut options = QueryOptions::of(&header, ProcessingKey::ClientSupportsStreaming);
-    options.measured = Some(header.query.clone());
+    options.measured = true;
     let router = &shared.queries;
     wait_for_handler(router.registrations.subscribe(), || {
         !router
@@ -397,8 +397,10 @@ struct QueryOptions {
     streaming: bool,
     priority: i64,
     timeout: Duration,
-    /// The query name to count in the metrics (queries from this node's clients only).
-    measured: Option<String>,
+    /// The query's name.
+    name: String,
+    /// Whether it counts in the metrics (queries from this node's clients only).
+    measured: bool,
 }
 
 impl QueryOptions {
@@ -414,7 +416,8 @@ impl QueryOptions {
                     .filter(|ms| *ms > 0)
                     .map_or(DEFAULT_QUERY_TIMEOUT_MS, |ms| ms as u64),
             ),
-            measured: None,
+            name: header.query.clone(),
+            measured: false,
         }
     }
 }
@@ -444,7 +447,7 @@ fn start_query(
             events: events.clone(),
             targets: targets.clone(),
             context: context.to_string(),
-            name: query.header().map(|h| h.query).unwrap_or_default(),
+            name: options.name.clone(),
         };
         if state
             .active
@@ -482,10 +485,10 @@ fn start_query(
             run_query(&shared, &id, reached, events_rx, caller).await
         };
         shared.queries.lock().active.remove(&id);
-        if let Some(name) = &options.measured {
+        if options.measured {
             shared
                 .metrics
-                .record_query(&context, name, started.elapsed(), succeeded);
+                .record_query(&context, &options.name, started.elapsed(), succeeded);
         }
     });
     ReceiverStream::new(receiver)
