@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use myelin_protocol::cluster::cluster_client::ClusterClient;
 use myelin_protocol::cluster::RaftBatch;
+use myelin_protocol::grpc::control::platform_outbound_instruction::Request as PlatformOut;
 use myelin_protocol::grpc::control::ClientIdentification;
 use myelin_protocol::grpc::event::{Event, GetEventsRequest};
 use myelin_testkit::{AxonClient, TestCluster};
 use myelin_tests::handlers::{
     answer_all, ask, command, payload, query, text, CommandHandler, QueryHandler,
 };
+use myelin_tests::platform::Application;
 use myelin_tests::*;
 
 const CLUSTER_TEST_TIMEOUT: Duration = Duration::from_secs(150);
@@ -669,6 +671,63 @@ async fn c07_get_platform_server_names_the_leader_and_the_internal_port_wants_th
             Some("AXONIQ-1000"),
             "{status}"
         );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn c12_any_node_shows_and_controls_the_processors_of_applications_connected_elsewhere() {
+    bounded(async {
+        let cluster = TestCluster::start(3, |_, _| {}).await;
+        cluster.wait_until_formed().await;
+        let home = cluster.leader().await;
+        let asked = (home + 1) % 3;
+        let home_name = format!("node-{home}");
+        let client = cluster.client(home).await;
+        let mut app = Application::connect(&client, "cards-a", &[(0, 1)]).await;
+
+        println!(
+            "phase: node {asked} lists the processor of an application connected to {home_name}"
+        );
+        let processors = cluster.http_url(asked, "/v1/myelin/processors");
+        let listed = eventually(
+            "the processor listed elsewhere",
+            Duration::from_secs(10),
+            || async {
+                let (_, _, listed) = http("GET", &processors, None).await;
+                (listed[0]["name"] == "card-summary").then_some(listed)
+            },
+        )
+        .await;
+        assert_eq!(listed[0]["instances"][0]["node"], home_name.as_str());
+        let (_, _, clients) = http(
+            "GET",
+            &cluster.http_url(asked, "/v1/components/clients"),
+            None,
+        )
+        .await;
+        assert_eq!(clients[0]["axonServerNode"], home_name.as_str());
+
+        println!(
+            "phase: a pause sent to node {asked} reaches the application and its result comes back"
+        );
+        let pause = cluster.http_url(asked, "/v1/components/cards/processors/card-summary/pause");
+        let paused = tokio::spawn(async move { http("PATCH", &pause, None).await });
+        let (id, sent) = app.instruction().await;
+        assert!(
+            matches!(sent, PlatformOut::PauseEventProcessor(_)),
+            "{sent:?}"
+        );
+        app.answer(&id, None).await;
+        let (status, _, body) = paused.await.expect("pause");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["result"], "SUCCESS");
+        assert_eq!(body["instances"][0]["clientId"], "cards-a");
+
+        println!("phase: an unknown processor is still AXONIQ-2800 when no node has it");
+        let unknown = cluster.http_url(asked, "/v1/components/cards/processors/nope/pause");
+        let (status, code, _) = http("PATCH", &unknown, None).await;
+        assert_eq!((status, code.as_deref()), (404, Some("AXONIQ-2800")));
     })
     .await;
 }

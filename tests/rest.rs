@@ -6,21 +6,12 @@
 use std::time::Duration;
 
 use myelin_protocol::grpc::command::CommandResponse;
-use myelin_protocol::grpc::control::event_processor_info::SegmentStatus;
-use myelin_protocol::grpc::control::platform_inbound_instruction::Request as PlatformIn;
 use myelin_protocol::grpc::control::platform_outbound_instruction::Request as PlatformOut;
-use myelin_protocol::grpc::control::{
-    ClientIdentification, EventProcessorInfo, PlatformInboundInstruction,
-    PlatformOutboundInstruction,
-};
-use myelin_protocol::grpc::{ErrorMessage, InstructionResult};
 use myelin_tests::handlers::{answer_all, payload, text, CommandHandler, QueryHandler};
 use myelin_tests::http::{request, Reply};
+use myelin_tests::platform::Application;
 use myelin_tests::*;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::Streaming;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -239,101 +230,12 @@ async fn t20_commands_and_queries_from_http_reach_grpc_handlers() {
     .expect("test timed out");
 }
 
-/// An application's platform stream: registers, reports a processor, and answers instructions.
-struct Application {
-    inbound: mpsc::Sender<PlatformInboundInstruction>,
-    outbound: Streaming<PlatformOutboundInstruction>,
-}
-
-impl Application {
-    async fn connect(node: &TestNode, client_id: &str, segments: &[(i32, i32)]) -> Application {
-        let client = node.client().await;
-        let (inbound, receiver) = mpsc::channel(16);
-        let outbound = client
-            .platform
-            .clone()
-            .open_stream(ReceiverStream::new(receiver))
-            .await
-            .expect("open stream")
-            .into_inner();
-        let app = Application { inbound, outbound };
-        let identification = ClientIdentification {
-            client_id: client_id.into(),
-            component_name: "cards".into(),
-            version: "4.13.0".into(),
-            ..Default::default()
-        };
-        app.send(PlatformIn::Register(identification), "").await;
-        app.report(segments, true).await;
-        app
-    }
-
-    async fn send(&self, request: PlatformIn, instruction_id: &str) {
-        let message = PlatformInboundInstruction {
-            request: Some(request),
-            instruction_id: instruction_id.into(),
-        };
-        self.inbound.send(message).await.expect("send");
-    }
-
-    async fn report(&self, segments: &[(i32, i32)], running: bool) {
-        let info = EventProcessorInfo {
-            processor_name: "card-summary".into(),
-            mode: "Pooled Streaming".into(),
-            running,
-            is_streaming_processor: true,
-            token_store_identifier: "ts-1".into(),
-            available_threads: 2,
-            segment_status: segments
-                .iter()
-                .map(|(id, parts)| SegmentStatus {
-                    segment_id: *id,
-                    one_part_of: *parts,
-                    token_position: 1,
-                    caught_up: true,
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        };
-        self.send(PlatformIn::EventProcessorInfo(info), "").await;
-    }
-
-    /// The next instruction (not an ack), with its id.
-    async fn instruction(&mut self) -> (String, PlatformOut) {
-        loop {
-            let message = tokio::time::timeout(WAIT, self.outbound.message())
-                .await
-                .expect("an instruction in time")
-                .expect("stream open")
-                .expect("a message");
-            match message.request {
-                Some(PlatformOut::Ack(_)) | None => continue,
-                Some(request) => return (message.instruction_id, request),
-            }
-        }
-    }
-
-    async fn answer(&self, instruction_id: &str, error: Option<&str>) {
-        let result = InstructionResult {
-            instruction_id: instruction_id.into(),
-            success: error.is_none(),
-            error: error.map(|message| ErrorMessage {
-                message: message.into(),
-                error_code: "AXONIQ-1004".into(),
-                ..Default::default()
-            }),
-        };
-        self.send(PlatformIn::Result(result), "").await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn t30_processor_actions_go_to_the_applications_and_report_their_results() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let node = TestNode::start().await;
-        let mut a = Application::connect(&node, "cards-a", &[(0, 2)]).await;
-        let mut b = Application::connect(&node, "cards-b", &[(1, 2)]).await;
+        let mut a = Application::connect(&node.client().await, "cards-a", &[(0, 2)]).await;
+        let mut b = Application::connect(&node.client().await, "cards-b", &[(1, 2)]).await;
         eventually("both processor reports", WAIT, || async {
             let listed = get(&node, "/v1/components/cards/processors").await.json();
             (listed[0]["trackers"].as_array().map_or(0, Vec::len) == 2).then_some(())
@@ -455,7 +357,7 @@ async fn t40_informational_endpoints_metrics_and_the_gui() {
             (get(&node, "/actuator/health/readiness").await.status == 200).then_some(())
         })
         .await;
-        let _app = Application::connect(&node, "cards-a", &[(0, 1)]).await;
+        let _app = Application::connect(&node.client().await, "cards-a", &[(0, 1)]).await;
         let body = json!({ "messages": [event("card-1", 0, "Issued")] });
         assert_eq!(send(&node, "POST", "/v1/events", body).await.status, 200);
 

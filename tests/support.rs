@@ -583,3 +583,117 @@ pub mod http {
         body
     }
 }
+
+pub mod platform {
+    //! A test stand-in for an application's platform stream: it registers, reports an event
+    //! processor (`card-summary`, token store `ts-1`) and answers the instructions it gets.
+
+    use std::time::Duration;
+
+    use myelin_protocol::grpc::control::event_processor_info::SegmentStatus;
+    use myelin_protocol::grpc::control::platform_inbound_instruction::Request as PlatformIn;
+    use myelin_protocol::grpc::control::platform_outbound_instruction::Request as PlatformOut;
+    use myelin_protocol::grpc::control::{
+        ClientIdentification, EventProcessorInfo, PlatformInboundInstruction,
+        PlatformOutboundInstruction,
+    };
+    use myelin_protocol::grpc::{ErrorMessage, InstructionResult};
+    use myelin_testkit::AxonClient;
+    use tokio::sync::mpsc;
+    use tokio_stream::wrappers::ReceiverStream;
+    use tonic::Streaming;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    /// An application's platform stream: registers, reports a processor, and answers instructions.
+    pub struct Application {
+        inbound: mpsc::Sender<PlatformInboundInstruction>,
+        outbound: Streaming<PlatformOutboundInstruction>,
+    }
+
+    impl Application {
+        pub async fn connect(
+            client: &AxonClient,
+            client_id: &str,
+            segments: &[(i32, i32)],
+        ) -> Application {
+            let (inbound, receiver) = mpsc::channel(16);
+            let outbound = client
+                .platform
+                .clone()
+                .open_stream(ReceiverStream::new(receiver))
+                .await
+                .expect("open stream")
+                .into_inner();
+            let app = Application { inbound, outbound };
+            let identification = ClientIdentification {
+                client_id: client_id.into(),
+                component_name: "cards".into(),
+                version: "4.13.0".into(),
+                ..Default::default()
+            };
+            app.send(PlatformIn::Register(identification), "").await;
+            app.report(segments, true).await;
+            app
+        }
+
+        pub async fn send(&self, request: PlatformIn, instruction_id: &str) {
+            let message = PlatformInboundInstruction {
+                request: Some(request),
+                instruction_id: instruction_id.into(),
+            };
+            self.inbound.send(message).await.expect("send");
+        }
+
+        pub async fn report(&self, segments: &[(i32, i32)], running: bool) {
+            let info = EventProcessorInfo {
+                processor_name: "card-summary".into(),
+                mode: "Pooled Streaming".into(),
+                running,
+                is_streaming_processor: true,
+                token_store_identifier: "ts-1".into(),
+                available_threads: 2,
+                segment_status: segments
+                    .iter()
+                    .map(|(id, parts)| SegmentStatus {
+                        segment_id: *id,
+                        one_part_of: *parts,
+                        token_position: 1,
+                        caught_up: true,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            self.send(PlatformIn::EventProcessorInfo(info), "").await;
+        }
+
+        /// The next instruction (not an ack), with its id.
+        pub async fn instruction(&mut self) -> (String, PlatformOut) {
+            loop {
+                let message = tokio::time::timeout(WAIT, self.outbound.message())
+                    .await
+                    .expect("an instruction in time")
+                    .expect("stream open")
+                    .expect("a message");
+                match message.request {
+                    Some(PlatformOut::Ack(_)) | None => continue,
+                    Some(request) => return (message.instruction_id, request),
+                }
+            }
+        }
+
+        pub async fn answer(&self, instruction_id: &str, error: Option<&str>) {
+            let result = InstructionResult {
+                instruction_id: instruction_id.into(),
+                success: error.is_none(),
+                error: error.map(|message| ErrorMessage {
+                    message: message.into(),
+                    error_code: "AXONIQ-1004".into(),
+                    ..Default::default()
+                }),
+            };
+            self.send(PlatformIn::Result(result), "").await;
+        }
+    }
+}

@@ -45,7 +45,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ]
     .map(|f| proto_root.join(f));
     let includes = [proto_root.clone(), well_known];
-    println!("cargo:rerun-if-changed={}", proto_root.display());
+    // Every file, not only the directory: a change inside `myelin/` must rebuild too.
+    for file in axon.iter().chain(
+        [
+            "myelin/log.proto",
+            "myelin/headers.proto",
+            "myelin/cluster.proto",
+        ]
+        .map(|f| proto_root.join(f))
+        .iter(),
+    ) {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
 
     tonic_prost_build::configure()
         .build_client(true)

@@ -59,6 +59,9 @@ pub enum ApiError {
     NoSuchApplication(String),
     #[error("Internal error: {0}")]
     Internal(String),
+    /// An error another node answered with, passed on unchanged.
+    #[error("{message}")]
+    FromPeer { code: ErrorCode, message: String },
 }
 
 impl ApiError {
@@ -106,6 +109,7 @@ impl ApiError {
             ApiError::InstructionFailed(_) => ErrorCode::InstructionExecutionError,
             ApiError::NoSuchApplication(_) => ErrorCode::NoSuchApplication,
             ApiError::Internal(_) => ErrorCode::Other,
+            ApiError::FromPeer { code, .. } => *code,
             ApiError::Unimplemented(_) => return None,
         })
     }

@@ -87,17 +87,65 @@ struct Instruction {
     request: Outbound,
 }
 
-/// Runs `action` on the instances of `processor` and reports their answers.
+/// Runs `action` on the instances of `processor` (here, or on the nodes where they are connected
+/// when none is connected here) and reports their answers: an error when one failed.
 pub(crate) async fn control(
     shared: &Shared,
     processor: &ProcessorRef,
     action: ProcessorAction,
 ) -> Result<ActionReport, ApiError> {
+    let outcomes = if instances_of(shared, processor).is_empty() {
+        crate::cluster::act_elsewhere(shared, processor, &action).await?
+    } else {
+        control_here(shared, processor, &action).await?
+    };
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.success == Some(false))
+        .map(|o| {
+            let error = o.error.as_deref().unwrap_or("failed");
+            format!("{}: {error}", o.client_id)
+        })
+        .collect();
+    if !failures.is_empty() {
+        return Err(ApiError::InstructionFailed(failures.join("; ")));
+    }
+    let result = crate::cluster::result_of(&outcomes);
+    let done = match &action {
+        ProcessorAction::Pause => "paused".to_string(),
+        ProcessorAction::Start => "started".to_string(),
+        ProcessorAction::Split => "split".to_string(),
+        ProcessorAction::Merge => "merged".to_string(),
+        ProcessorAction::Move { segment, .. } => format!("segment {segment} moved"),
+    };
+    let message = match result {
+        ActionResult::Success => format!("processor {} {done}", processor.name),
+        ActionResult::Accepted => format!(
+            "processor {}: {} instance(s) have not reported their result yet",
+            processor.name,
+            outcomes.iter().filter(|o| o.success.is_none()).count()
+        ),
+    };
+    Ok(ActionReport {
+        success: true,
+        message,
+        result,
+        instances: outcomes,
+    })
+}
+
+/// Runs `action` on the instances connected to this node and collects what each answered
+/// (within `INSTRUCTION_RESULT_WAIT_MS`); the cluster service runs forwarded actions here.
+pub(crate) async fn control_here(
+    shared: &Shared,
+    processor: &ProcessorRef,
+    action: &ProcessorAction,
+) -> Result<Vec<InstanceOutcome>, ApiError> {
     let instances = instances_of(shared, processor);
     if instances.is_empty() {
         return Err(ApiError::ProcessorNotFound(processor.name.clone()));
     }
-    let instructions = plan(&processor.name, &instances, &action)?;
+    let instructions = plan(&processor.name, &instances, action)?;
     tracing::info!(processor = %processor.name, context = %processor.context, action = action.name(), instances = instructions.len(), "processor action");
     let mut waiting = Vec::new();
     for instruction in instructions {
@@ -129,62 +177,30 @@ pub(crate) async fn control(
             error: outcome.1,
         });
     }
-    let failures: Vec<String> = outcomes
-        .iter()
-        .filter(|o| o.success == Some(false))
-        .map(|o| {
-            let error = o.error.as_deref().unwrap_or("failed");
-            format!("{}: {error}", o.client_id)
-        })
-        .collect();
-    if !failures.is_empty() {
-        return Err(ApiError::InstructionFailed(failures.join("; ")));
-    }
-    let result = if outcomes.iter().all(|o| o.success.is_some()) {
-        ActionResult::Success
-    } else {
-        ActionResult::Accepted
-    };
-    let done = match &action {
-        ProcessorAction::Pause => "paused".to_string(),
-        ProcessorAction::Start => "started".to_string(),
-        ProcessorAction::Split => "split".to_string(),
-        ProcessorAction::Merge => "merged".to_string(),
-        ProcessorAction::Move { segment, .. } => format!("segment {segment} moved"),
-    };
-    let message = match result {
-        ActionResult::Success => format!("processor {} {done}", processor.name),
-        ActionResult::Accepted => format!(
-            "processor {}: {} instance(s) have not reported their result yet",
-            processor.name,
-            outcomes.iter().filter(|o| o.success.is_none()).count()
-        ),
-    };
-    Ok(ActionReport {
-        success: true,
-        message,
-        result,
-        instances: outcomes,
-    })
+    Ok(outcomes)
 }
 
-/// The connected instances that report `processor`.
-pub(crate) fn instances_of(shared: &Shared, processor: &ProcessorRef) -> Vec<ConnectedClient> {
+/// Whether `client` reports `processor` (in its context, component and token store).
+pub(crate) fn runs(client: &ConnectedClient, processor: &ProcessorRef) -> bool {
     let token_store = processor.token_store.as_deref().filter(|t| !t.is_empty());
+    client.context == processor.context
+        && processor
+            .component
+            .as_deref()
+            .is_none_or(|name| client.component_name == name)
+        && client
+            .processors
+            .get(&processor.name)
+            .is_some_and(|info| token_store.is_none_or(|t| info.token_store_identifier == t))
+}
+
+/// The instances connected to this node that report `processor`.
+pub(crate) fn instances_of(shared: &Shared, processor: &ProcessorRef) -> Vec<ConnectedClient> {
     shared
         .clients
         .list()
         .into_iter()
-        .filter(|c| {
-            c.context == processor.context
-                && processor
-                    .component
-                    .as_deref()
-                    .is_none_or(|name| c.component_name == name)
-                && c.processors.get(&processor.name).is_some_and(|info| {
-                    token_store.is_none_or(|t| info.token_store_identifier == t)
-                })
-        })
+        .filter(|c| runs(c, processor))
         .collect()
 }
 

@@ -3,6 +3,7 @@
 //! use to cut them), and the task that makes this node a member: the node named by
 //! `autocluster.first` creates the group, the others ask the leader to add them.
 
+mod clients;
 mod service;
 mod transport;
 
@@ -21,6 +22,7 @@ use crate::api_error::ApiError;
 use crate::config::NodeConfig;
 use crate::node::Shared;
 
+pub(crate) use clients::{act_elsewhere, everywhere, result_of, NodeClient};
 pub(crate) use service::ClusterService;
 pub(crate) use transport::{GrpcTransport, TransportHandle};
 

@@ -1,14 +1,16 @@
 //! `ClusterService` on 8224: what other nodes call. Raft batches are stepped into the group; a
 //! raft snapshot is staged in the checkpoint directory and then stepped; `Join` adds a node (on
-//! the leader); dispatch calls run commands and queries on handlers connected here.
+//! the leader); dispatch calls run commands and queries on handlers connected here; the REST API
+//! of other nodes lists the applications connected here and runs processor actions on them.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use myelin_protocol::cluster::cluster_server::Cluster as ClusterRpc;
 use myelin_protocol::cluster::{
-    Ack, CommitIndexReply, ForwardedCommand, ForwardedQuery, HandlerAnnouncement, JoinReply,
-    JoinRequest, RaftBatch, RemoveNodeRequest, SnapshotChunk,
+    Ack, ClientList, CommitIndexReply, ForwardedCommand, ForwardedQuery, HandlerAnnouncement,
+    JoinReply, JoinRequest, ProcessorActionReply, ProcessorActionRequest, RaftBatch,
+    RemoveNodeRequest, SnapshotChunk,
 };
 use myelin_protocol::log::{log_command::Command, RegisterNode};
 use myelin_protocol::RawCommandResponse;
@@ -245,6 +247,29 @@ impl ClusterRpc for ClusterService {
             leader: status.is_leader(),
             commit_index: status.commit_index,
         }))
+    }
+
+    async fn connected_clients(
+        &self,
+        request: Request<Ack>,
+    ) -> Result<Response<ClientList>, Status> {
+        self.authorize(&request)?;
+        Ok(Response::new(super::clients::local_list(&self.shared)))
+    }
+
+    async fn processor_action(
+        &self,
+        request: Request<ProcessorActionRequest>,
+    ) -> Result<Response<ProcessorActionReply>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let outcome = match super::clients::requested_action(&request) {
+            Ok((processor, action)) => {
+                crate::processors::control_here(&self.shared, &processor, &action).await
+            }
+            Err(error) => Err(error),
+        };
+        Ok(Response::new(super::clients::action_reply(outcome)))
     }
 
     async fn announce_handlers(

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::ContextParam;
 use crate::api_error::ApiError;
-use crate::clients::ConnectedClient;
+use crate::cluster::{everywhere, NodeClient};
 use crate::commands::Registration;
 use crate::node::Shared;
 
@@ -50,13 +50,16 @@ pub(super) struct Application {
     pub processors: BTreeSet<String>,
 }
 
-/// The applications of `context` (all contexts for `None`): connected here (platform streams)
-/// or known from their handlers on other nodes.
-pub(super) fn applications(shared: &Shared, context: Option<&str>) -> Vec<Application> {
-    let in_context = |c: &str| context.is_none_or(|wanted| wanted == c);
+/// The applications of `context`: connected to any node (`clients`, from
+/// `cluster::everywhere`) or known from their handlers.
+pub(super) fn applications(
+    shared: &Shared,
+    context: &str,
+    clients: Vec<NodeClient>,
+) -> Vec<Application> {
+    let in_context = |c: &str| c == context;
     let mut apps: BTreeMap<(String, String), Application> = BTreeMap::new();
-    let me = shared.cluster.me.name.clone();
-    for client in shared.clients.list() {
+    for NodeClient { node, client } in clients {
         if !in_context(&client.context) {
             continue;
         }
@@ -64,7 +67,7 @@ pub(super) fn applications(shared: &Shared, context: Option<&str>) -> Vec<Applic
         app.processors.extend(client.processors.keys().cloned());
         app.instances.push(Instance {
             client_id: client.client_id,
-            node: me.clone(),
+            node,
             version: client.version,
         });
     }
@@ -191,7 +194,7 @@ pub(super) async fn overview(
         "context": context,
         "contexts": contexts,
         "nodes": cluster["nodes"],
-        "applications": applications(&shared, Some(&context)),
+        "applications": applications(&shared, &context, everywhere(&shared).await),
     })))
 }
 
@@ -265,17 +268,10 @@ pub(super) async fn handlers(
 }
 
 /// One processor across its instances, with each segment's lag behind the head.
-fn processor_views(
-    clients: &[ConnectedClient],
-    head_token: i64,
-    component: Option<&str>,
-) -> Vec<Value> {
+fn processor_views(clients: &[NodeClient], head_token: i64) -> Vec<Value> {
     type Key = (String, String, String);
     let mut grouped: BTreeMap<Key, (Vec<Value>, Vec<Value>, Value)> = BTreeMap::new();
-    for client in clients
-        .iter()
-        .filter(|c| component.is_none_or(|name| c.component_name == name))
-    {
+    for NodeClient { node, client } in clients {
         for info in client.processors.values() {
             let key = (
                 client.component_name.clone(),
@@ -291,6 +287,7 @@ fn processor_views(
             });
             instances.push(json!({
                 "clientId": client.client_id,
+                "node": node,
                 "running": info.running,
                 "error": info.error,
                 "availableThreads": info.available_threads,
@@ -346,16 +343,14 @@ pub(super) async fn processors(
     headers: HeaderMap,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let context = param.resolve(&shared, &headers)?;
-    let clients: Vec<ConnectedClient> = shared
-        .clients
-        .list()
+    let clients: Vec<NodeClient> = everywhere(&shared)
+        .await
         .into_iter()
-        .filter(|c| c.context == context)
+        .filter(|c| c.client.context == context)
         .collect();
     Ok(Json(processor_views(
         &clients,
         head_token(&shared, &context),
-        None,
     )))
 }
 

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::api_error::ApiError;
 use crate::clients::ConnectedClient;
+use crate::cluster::everywhere;
 use crate::node::Shared;
 use crate::processors::{self, ActionResult, ProcessorAction, ProcessorRef};
 
@@ -38,10 +39,10 @@ pub(super) async fn of_component(
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let context = super::context_of(params.context.as_deref(), &headers);
     shared.context(&context)?;
-    let clients: Vec<ConnectedClient> = shared
-        .clients
-        .list()
+    let clients: Vec<ConnectedClient> = everywhere(&shared)
+        .await
         .into_iter()
+        .map(|c| c.client)
         .filter(|c| c.context == context && c.component_name == component)
         .collect();
     Ok(Json(axon_processors(&clients, &context)))
@@ -154,9 +155,11 @@ pub(super) async fn clients(
         name: processor,
         token_store: params.token_store_identifier,
     };
-    let clients = processors::instances_of(&shared, &processor)
+    let clients = everywhere(&shared)
+        .await
         .into_iter()
-        .map(|c| c.client_id)
+        .filter(|c| processors::runs(&c.client, &processor))
+        .map(|c| c.client.client_id)
         .collect();
     Ok(Json(clients))
 }

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::myelin::{applications, node_name};
 use super::ContextParam;
 use crate::api_error::ApiError;
+use crate::cluster::{everywhere, NodeClient};
 use crate::commands::Registration;
 use crate::metrics::{family, sum_series};
 use crate::node::Shared;
@@ -184,29 +185,25 @@ pub(super) async fn status(
     })))
 }
 
-/// Connected client instances, one entry each.
+/// Connected client instances, one entry each, with the node each is connected to.
 pub(super) async fn clients(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>> {
-    let me = shared.cluster.me.name.clone();
-    let clients = shared
-        .clients
-        .list()
+    let clients = everywhere(&shared)
+        .await
         .into_iter()
-        .map(|c| {
+        .map(|NodeClient { node, client }| {
             json!({
-                "name": c.client_id,
-                "componentName": c.component_name,
-                "context": c.context,
-                "axonServerNode": me,
-                "version": c.version,
-                "tags": c.tags,
+                "name": client.client_id,
+                "componentName": client.component_name,
+                "context": client.context,
+                "axonServerNode": node,
+                "version": client.version,
+                "tags": client.tags,
             })
         })
         .collect();
     Json(clients)
 }
 
-/// Which client is behind each stream, per kind of stream (Axon's shape: stream id →
-/// `<clientId>.<context>`).
 pub(super) async fn client_ids(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let platform: BTreeMap<String, String> = shared
         .clients
@@ -236,7 +233,7 @@ pub(super) async fn instances(
     headers: HeaderMap,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let context = param.resolve(&shared, &headers)?;
-    let instances = applications(&shared, Some(&context))
+    let instances = applications(&shared, &context, everywhere(&shared).await)
         .into_iter()
         .filter(|a| a.component == component)
         .flat_map(|a| a.instances)
