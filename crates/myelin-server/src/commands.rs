@@ -207,9 +207,7 @@ impl CommandRouter {
         queues.sort();
         queues
     }
-}
 
-impl CommandRouter {
     /// Every handler stream that handles at least one command, here and on other nodes.
     pub(crate) fn registrations(&self) -> Vec<Registration> {
         let state = self.lock();
