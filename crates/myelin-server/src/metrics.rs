@@ -315,6 +315,19 @@ impl Metrics {
         self.add(family, labels, 1);
     }
 
+    /// Forgets the per-client counts of clients that are gone (an application gets a new client
+    /// id on every start, so these would otherwise grow without bound).
+    pub fn retain_clients(&self, connected: &std::collections::HashSet<String>) {
+        let mut state = self.lock();
+        for family in [family::COMMANDS_HANDLED, family::QUERIES_HANDLED] {
+            if let Some(series) = state.series.get_mut(&family) {
+                series.retain(|labels, _| {
+                    label(labels, "client").is_some_and(|c| connected.contains(c))
+                });
+            }
+        }
+    }
+
     /// (name, client, count) of what clients connected here handled in `context`.
     pub fn handled(&self, context: &str, commands: bool) -> Vec<(String, String, u64)> {
         let family = if commands {
@@ -707,6 +720,16 @@ mod tests {
             TIMELINE_SAMPLES_MAX
         );
         assert_eq!(timeline.commit_lag.len(), TIMELINE_SAMPLES_MAX);
+    }
+
+    #[test]
+    fn counts_of_clients_that_left_are_forgotten() {
+        let metrics = Metrics::new("n");
+        metrics.record_handled(true, "default", "Issue", "app-1");
+        metrics.record_handled(true, "default", "Issue", "app-2");
+        metrics.retain_clients(&["app-2".to_string()].into());
+        let handled = metrics.handled("default", true);
+        assert_eq!(handled, vec![("Issue".to_string(), "app-2".to_string(), 1)]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! start nodes the same way.
 //! `NodeHandle::shutdown` stops accepting, ends open streams, drains the group and closes RocksDB.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -420,7 +421,8 @@ pub async fn start_with(
     })
 }
 
-/// Takes a metrics timeline sample every second, for the GUI's charts.
+/// Takes a metrics timeline sample every second, for the GUI's charts, and forgets the counts of
+/// handler clients that are gone.
 async fn run_metrics_sampler(shared: Arc<Shared>) {
     let mut every = tokio::time::interval(Duration::from_millis(METRICS_SAMPLE_EVERY_MS));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -435,6 +437,15 @@ async fn run_metrics_sampler(shared: Arc<Shared>) {
         shared
             .metrics
             .sample(crate::scheduler::now_ms(), lag, clients);
+        let handlers: HashSet<String> = shared
+            .commands
+            .registrations()
+            .into_iter()
+            .chain(shared.queries.registrations())
+            .filter(|r| r.node.is_none())
+            .map(|r| r.client_id)
+            .collect();
+        shared.metrics.retain_clients(&handlers);
     }
 }
 
