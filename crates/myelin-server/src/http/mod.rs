@@ -74,7 +74,8 @@ where
     }
 }
 
-/// Every endpoint on 8024.
+/// Every endpoint on 8024 (kept as a one-line-per-route table).
+#[rustfmt::skip]
 pub(crate) fn routes() -> Vec<Route> {
     use Access::{Admin, Open, Read, Write};
     use Method as M;
@@ -85,18 +86,8 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::GET, "/v3/api-docs", Open, gui::openapi),
         // Actuator.
         route(M::GET, "/actuator/health", Open, actuator::health),
-        route(
-            M::GET,
-            "/actuator/health/liveness",
-            Open,
-            actuator::liveness,
-        ),
-        route(
-            M::GET,
-            "/actuator/health/readiness",
-            Open,
-            actuator::readiness,
-        ),
+        route(M::GET, "/actuator/health/liveness", Open, actuator::liveness),
+        route(M::GET, "/actuator/health/readiness", Open, actuator::readiness),
         route(M::GET, "/actuator/info", Open, actuator::info),
         route(M::GET, "/actuator/prometheus", Read, actuator::prometheus),
         // Node, cluster and contexts.
@@ -105,108 +96,38 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::GET, "/v1/public/version", Read, public::version),
         route(M::GET, "/v1/public/mycontexts", Read, public::my_contexts),
         route(M::GET, "/v1/public/context", Read, public::contexts),
-        route(
-            M::GET,
-            "/v1/public/visiblecontexts",
-            Read,
-            public::visible_contexts,
-        ),
+        route(M::GET, "/v1/public/visiblecontexts", Read, public::visible_contexts),
         route(M::GET, "/v1/public/status", Read, public::status),
         route(M::GET, "/v1/cluster", Read, public::cluster_nodes),
         route(M::DELETE, "/v1/cluster/{node}", Admin, public::remove_node),
         // Applications, commands and queries.
         route(M::GET, "/v1/components/clients", Read, public::clients),
         route(M::GET, "/v1/components/clientIds", Read, public::client_ids),
-        route(
-            M::GET,
-            "/v1/components/{component}/instances",
-            Read,
-            public::instances,
-        ),
-        route(
-            M::GET,
-            "/v1/components/{component}/commands",
-            Read,
-            public::component_commands,
-        ),
-        route(
-            M::GET,
-            "/v1/components/{component}/queries",
-            Read,
-            public::component_queries,
-        ),
+        route(M::GET, "/v1/components/{component}/instances", Read, public::instances),
+        route(M::GET, "/v1/components/{component}/commands", Read, public::component_commands),
+        route(M::GET, "/v1/components/{component}/queries", Read, public::component_queries),
         route(M::GET, "/v1/commands", Read, public::commands),
         route(M::GET, "/v1/commands/queues", Read, public::command_queues),
         route(M::GET, "/v1/commands/count", Read, public::command_count),
         route(M::GET, "/v1/queries", Read, public::queries),
-        route(
-            M::GET,
-            "/v1/public/command-metrics",
-            Read,
-            public::command_metrics,
-        ),
-        route(
-            M::GET,
-            "/v1/public/query-metrics",
-            Read,
-            public::query_metrics,
-        ),
+        route(M::GET, "/v1/public/command-metrics", Read, public::command_metrics),
+        route(M::GET, "/v1/public/query-metrics", Read, public::query_metrics),
         route(M::POST, "/v1/commands/run", Write, messaging::run_command),
         route(M::POST, "/v1/queries/run", Write, messaging::run_query),
-        route(
-            M::PATCH,
-            "/v1/instructions",
-            Admin,
-            processors::reconnect_client,
-        ),
+        route(M::PATCH, "/v1/instructions", Admin, processors::reconnect_client),
         // Events and snapshots.
         route(M::GET, "/v1/events", Read, events::list_events),
         route(M::POST, "/v1/events", Write, events::append_events),
         route(M::GET, "/v1/snapshots", Read, events::list_snapshots),
         route(M::POST, "/v1/snapshots", Write, events::append_snapshot),
         // Event processors.
-        route(
-            M::GET,
-            "/v1/components/{component}/processors",
-            Read,
-            processors::of_component,
-        ),
-        route(
-            M::GET,
-            "/v1/processors/{processor}/clients",
-            Read,
-            processors::clients,
-        ),
-        route(
-            M::PATCH,
-            "/v1/components/{component}/processors/{processor}/pause",
-            Admin,
-            processors::pause,
-        ),
-        route(
-            M::PATCH,
-            "/v1/components/{component}/processors/{processor}/start",
-            Admin,
-            processors::start,
-        ),
-        route(
-            M::PATCH,
-            "/v1/components/{component}/processors/{processor}/segments/split",
-            Admin,
-            processors::split,
-        ),
-        route(
-            M::PATCH,
-            "/v1/components/{component}/processors/{processor}/segments/merge",
-            Admin,
-            processors::merge,
-        ),
-        route(
-            M::PATCH,
-            "/v1/components/{component}/processors/{processor}/segments/{segment}/move",
-            Admin,
-            processors::move_segment,
-        ),
+        route(M::GET, "/v1/components/{component}/processors", Read, processors::of_component),
+        route(M::GET, "/v1/processors/{processor}/clients", Read, processors::clients),
+        route(M::PATCH, "/v1/components/{component}/processors/{processor}/pause", Admin, processors::pause),
+        route(M::PATCH, "/v1/components/{component}/processors/{processor}/start", Admin, processors::start),
+        route(M::PATCH, "/v1/components/{component}/processors/{processor}/segments/split", Admin, processors::split),
+        route(M::PATCH, "/v1/components/{component}/processors/{processor}/segments/merge", Admin, processors::merge),
+        route(M::PATCH, "/v1/components/{component}/processors/{processor}/segments/{segment}/move", Admin, processors::move_segment),
         // Myelin's own views, for the GUI and scripts.
         route(M::GET, "/v1/myelin/overview", Read, myelin::overview),
         route(M::GET, "/v1/myelin/timeline", Read, myelin::timeline),
