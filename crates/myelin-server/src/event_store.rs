@@ -267,7 +267,7 @@ fn transport_error(status: Status) -> Status {
 }
 
 /// Sequence bounds of an aggregate read: Axon treats `max_sequence` as exclusive, 0 or less as none.
-fn sequence_bound(max_sequence: i64) -> u64 {
+pub(crate) fn sequence_bound(max_sequence: i64) -> u64 {
     if max_sequence <= 0 {
         u64::MAX
     } else {

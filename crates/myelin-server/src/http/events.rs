@@ -25,7 +25,8 @@ use super::json::{event_json, JsonEvent};
 use super::{sse, ContextParam};
 use crate::api_error::ApiError;
 use crate::event_store::{
-    append_transaction, read_blocking, store_snapshot, stream_aggregate, Transaction,
+    append_transaction, read_blocking, sequence_bound, store_snapshot, stream_aggregate,
+    Transaction,
 };
 use crate::node::Shared;
 
@@ -93,10 +94,7 @@ pub(super) async fn list_events(
                     "initialSequence {from} is negative"
                 )));
             }
-            let end = params
-                .max_sequence
-                .filter(|m| *m > 0)
-                .map_or(u64::MAX, |m| m as u64);
+            let end = sequence_bound(params.max_sequence.unwrap_or(0));
             let query = GetAggregateEventsRequest {
                 aggregate_id: aggregate,
                 allow_snapshots: params.allow_snapshots.unwrap_or(true),
@@ -236,10 +234,7 @@ pub(super) async fn list_snapshots(
         .filter(|a| !a.is_empty())
         .ok_or_else(|| ApiError::InvalidRequest("aggregateId is required".to_string()))?;
     let from = params.initial_sequence.unwrap_or(0).max(0) as u64;
-    let end = params
-        .max_sequence
-        .filter(|m| *m > 0)
-        .map_or(u64::MAX, |m| m as u64);
+    let end = sequence_bound(params.max_sequence.unwrap_or(0));
     let limit = params.max_events.map_or(usize::MAX, |m| m as usize);
     let (store, reading) = (shared.store.clone(), context.clone());
     let snapshots =

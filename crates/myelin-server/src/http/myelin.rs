@@ -119,17 +119,25 @@ fn entry<'a>(
         })
 }
 
-/// The raft view of every voter: name, addresses, role as far as this node knows it, and (on the
-/// leader) how far each one has replicated.
-pub(super) fn cluster_view(shared: &Shared) -> Value {
+/// The nodes that are voters of the replication group.
+pub(super) fn voter_nodes(shared: &Shared) -> Vec<myelin_protocol::cluster::NodeInfo> {
     let status = shared.group.status().borrow().clone();
     let _ = shared.cluster.learn_address_book(&shared.store);
-    let matched: BTreeMap<u64, u64> = status.peers_matched.iter().copied().collect();
-    let nodes: Vec<Value> = shared
+    shared
         .cluster
         .known_nodes()
         .into_iter()
         .filter(|n| status.voters.contains(&n.id))
+        .collect()
+}
+
+/// The raft view of every voter: name, addresses, role as far as this node knows it, and (on the
+/// leader) how far each one has replicated.
+pub(super) fn cluster_view(shared: &Shared) -> Value {
+    let status = shared.group.status().borrow().clone();
+    let matched: BTreeMap<u64, u64> = status.peers_matched.iter().copied().collect();
+    let nodes: Vec<Value> = voter_nodes(shared)
+        .into_iter()
         .map(|n| {
             let me = n.id == shared.cluster.me.id;
             let role = if me {

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::myelin::{applications, node_name};
+use super::myelin::{applications, node_name, voter_nodes};
 use super::ContextParam;
 use crate::api_error::ApiError;
 use crate::cluster::{everywhere, NodeClient};
@@ -35,18 +35,6 @@ fn node_json(shared: &Shared, node: &myelin_protocol::cluster::NodeInfo) -> Valu
         "grpcInternalPort": internal_port.parse::<u16>().ok(),
         "leader": status.leader_id == Some(node.id),
     })
-}
-
-/// The nodes that are voters of the replication group.
-fn voter_nodes(shared: &Shared) -> Vec<myelin_protocol::cluster::NodeInfo> {
-    let status = shared.group.status().borrow().clone();
-    let _ = shared.cluster.learn_address_book(&shared.store);
-    shared
-        .cluster
-        .known_nodes()
-        .into_iter()
-        .filter(|n| status.voters.contains(&n.id))
-        .collect()
 }
 
 pub(super) async fn me(State(shared): State<Arc<Shared>>) -> Json<Value> {
