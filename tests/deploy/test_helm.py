@@ -3,8 +3,8 @@
 No helm binary and no cluster: `helm-python-sdk` (the Helm v4 Go SDK behind ctypes) lints and renders
 the chart, `kubernetes-validate` checks every rendered manifest against the strict Kubernetes
 OpenAPI schemas of several releases, and the tests below assert what schemas cannot: replicas,
-anti-affinity, Secret wiring, the properties mount, ports, probes, the PDB, the volume claims, the
-security context and the values schema.
+anti-affinity, Secret wiring, the properties mount, ports, probes, TLS, the PDB, the volume claims,
+the security context and the values schema.
 
 Run: python3 -m venv /tmp/hvenv && /tmp/hvenv/bin/pip install -r tests/deploy/requirements.txt \
      && /tmp/hvenv/bin/pytest tests/deploy/test_helm.py
@@ -75,6 +75,10 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
     "pdb-unhealthy-pod-eviction-policy": {
         "podDisruptionBudget": {"unhealthyPodEvictionPolicy": "AlwaysAllow"},
+    },
+    "tls": {
+        "tls": {"enabled": True, "existingSecret": "myelin-tls"},
+        "serviceMonitor": {"enabled": True},
     },
 }
 
@@ -173,7 +177,7 @@ def helm_test_pod(docs) -> dict:
 
 
 @pytest.mark.parametrize("kube_version", ["v" + v for v in KUBE_VERSIONS])
-@pytest.mark.parametrize("value_set", ["defaults", "service-monitor-and-extras", "pdb-unhealthy-pod-eviction-policy"])
+@pytest.mark.parametrize("value_set", ["defaults", "service-monitor-and-extras", "pdb-unhealthy-pod-eviction-policy", "tls"])
 def test_helm_lint_strict_is_clean(value_set, kube_version):
     if kube_version[1:] < MIN_KUBE_FOR_VALUE_SET.get(value_set, "0"):
         pytest.skip(f"{value_set} needs Kubernetes {MIN_KUBE_FOR_VALUE_SET[value_set]}")
@@ -205,7 +209,8 @@ def test_chart_packages(tmp_path):
 
 
 SERVICE_MONITOR_SPEC_KEYS = {"namespaceSelector", "selector", "endpoints", "jobLabel"}
-SERVICE_MONITOR_ENDPOINT_KEYS = {"port", "path", "interval", "scrapeTimeout", "scheme"}
+SERVICE_MONITOR_ENDPOINT_KEYS = {"port", "path", "interval", "scrapeTimeout", "scheme", "tlsConfig"}
+SERVICE_MONITOR_TLS_KEYS = {"ca", "serverName", "insecureSkipVerify"}
 
 
 def check_service_monitor(doc: dict) -> None:
@@ -222,6 +227,12 @@ def check_service_monitor(doc: dict) -> None:
         assert set(endpoint) <= SERVICE_MONITOR_ENDPOINT_KEYS, endpoint
         assert isinstance(endpoint["port"], str)
         assert endpoint["path"].startswith("/")
+        assert endpoint.get("scheme", "http") in ("http", "https")
+        if "tlsConfig" in endpoint:
+            tls = endpoint["tlsConfig"]
+            assert set(tls) <= SERVICE_MONITOR_TLS_KEYS, tls
+            assert set(tls["ca"]) == {"secret"} and set(tls["ca"]["secret"]) == {"name", "key"}
+            assert isinstance(tls["serverName"], str)
 
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
@@ -594,6 +605,163 @@ def test_probe_timings_are_values_but_endpoints_are_not(chart):
         render(chart, {"livenessProbe": {"httpGet": {"path": "/actuator/health", "port": 8024}}})
 
 
+# --- TLS ------------------------------------------------------------------------------------------
+
+
+TLS_DIR = "/axonserver/tls"
+TLS_SECRET = "myelin-tls"
+SSL_PROPERTIES = {
+    "axoniq.axonserver.ssl.enabled": "true",
+    "axoniq.axonserver.ssl.cert-chain-file": f"{TLS_DIR}/tls.crt",
+    "axoniq.axonserver.ssl.private-key-file": f"{TLS_DIR}/tls.key",
+    "axoniq.axonserver.ssl.internal-trust-manager-file": f"{TLS_DIR}/ca.crt",
+    "server.ssl.enabled": "true",
+}
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
+
+# (values, TLS on?): TLS is off by default, and a Secret name alone does not switch it on.
+TLS_CASES = {
+    "tls-off": ({}, False),
+    "tls-off-secret-named": ({"tls": {"existingSecret": TLS_SECRET}}, False),
+    "tls-on": (VALUE_SETS["tls"], True),
+    "tls-on-other-release": (merge(VALUE_SETS["tls"], {"clusterDomain": "corp.local"}), True),
+}
+
+
+def tls_volumes(docs) -> list[dict]:
+    return [v for v in pod_spec(docs)["volumes"] if "secret" in v or v["name"] == "tls"]
+
+
+def tls_mounts(docs) -> list[dict]:
+    return [m for m in container(docs)["volumeMounts"] if m["name"] == "tls" or m["mountPath"].startswith(TLS_DIR)]
+
+
+@pytest.mark.parametrize("case", sorted(TLS_CASES))
+def test_tls_secret_is_mounted_as_a_directory_only_when_on(chart, case):
+    values, on = TLS_CASES[case]
+    docs = render(chart, values)
+    if not on:
+        assert tls_volumes(docs) == [] and tls_mounts(docs) == []
+        return
+    [volume] = tls_volumes(docs)
+    assert volume["secret"]["secretName"] == TLS_SECRET
+    # The whole Secret (no items): every key appears, and tls.crt, tls.key and ca.crt are read.
+    assert "items" not in volume["secret"]
+    assert volume["secret"]["defaultMode"] == 0o440
+    [mount] = tls_mounts(docs)
+    assert mount["name"] == volume["name"]
+    assert mount["mountPath"] == TLS_DIR
+    assert mount["readOnly"] is True
+    # subPath mounts are never refreshed: a renewed certificate would not reach the server's reload.
+    assert "subPath" not in mount and "subPathExpr" not in mount
+    # The chart creates no certificate Secret of its own.
+    assert [s["metadata"]["name"] for s in kinds(docs, "Secret")] == ["myelin-tokens"]
+
+
+@pytest.mark.parametrize("case", sorted(TLS_CASES))
+def test_tls_properties_point_at_the_mounted_files(chart, case):
+    values, on = TLS_CASES[case]
+    docs = render(chart, values)
+    props = parse_properties(only(docs, "ConfigMap")["data"]["axonserver.properties"])
+    ssl = {k: v for k, v in props.items() if ".ssl." in k}
+    if not on:
+        assert ssl == {}
+        return
+    assert ssl == SSL_PROPERTIES
+    [mount] = tls_mounts(docs)
+    for key, value in ssl.items():
+        if key.endswith("-file"):
+            assert value.rsplit("/", 1)[0] == mount["mountPath"], key
+            assert value.rsplit("/", 1)[1] in {"tls.crt", "tls.key", "ca.crt"}, key
+    # The rest of the file is what the same values without tls give.
+    without_tls = {k: v for k, v in values.items() if k != "tls"}
+    assert {k: v for k, v in props.items() if ".ssl." not in k} == parse_properties(
+        only(render(chart, without_tls), "ConfigMap")["data"]["axonserver.properties"]
+    )
+    # No TLS setting reaches the environment, where it would override the file.
+    assert not [name for name in env_of(container(docs)) if "SSL" in name]
+
+
+@pytest.mark.parametrize("case", sorted(TLS_CASES))
+def test_probe_scheme_follows_tls(chart, case):
+    values, on = TLS_CASES[case]
+    c = container(render(chart, values))
+    for probe in PROBES:
+        assert c[probe]["httpGet"].get("scheme", "HTTP") == ("HTTPS" if on else "HTTP"), probe
+    # Paths and port stay the same either way.
+    assert probe_target(c, "readinessProbe") == ("/actuator/health/readiness", 8024)
+    assert probe_target(c, "livenessProbe") == ("/actuator/health/liveness", 8024)
+    assert probe_target(c, "startupProbe") == ("/actuator/info", 8024)
+
+
+@pytest.mark.parametrize("case", sorted(TLS_CASES))
+def test_everything_that_talks_to_8024_follows_tls(chart, case):
+    values, on = TLS_CASES[case]
+    scheme = "https" if on else "http"
+    domain = values.get("clusterDomain", "cluster.local")
+    docs = render(chart, values)
+    # helm test: the client Service and every pod.
+    [c] = helm_test_pod(docs)["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["SERVICE"] == f"{scheme}://myelin.{NAMESPACE}.svc.{domain}:8024"
+    assert env["SCHEME"] == scheme
+    script = c["command"][-1]
+    assert '"$SCHEME://$pod/actuator/health"' in script and "http://" not in script
+    # Client Service: what a load balancer or mesh in front of it is told.
+    ports = {p["name"]: p["appProtocol"] for p in only(docs, "Service", "myelin")["spec"]["ports"]}
+    assert ports == ({"grpc": "https", "http": "https"} if on else {"grpc": "grpc", "http": "http"})
+    # ServiceMonitor (on in the TLS value set).
+    monitors = kinds(docs, "ServiceMonitor")
+    for sm in monitors:
+        check_service_monitor(sm)
+        [endpoint] = sm["spec"]["endpoints"]
+        assert endpoint["scheme"] == "https"
+        assert endpoint["tlsConfig"] == {
+            "ca": {"secret": {"name": TLS_SECRET, "key": "ca.crt"}},
+            "serverName": f"myelin.{NAMESPACE}.svc.{domain}",
+        }
+    assert bool(monitors) == on
+    # NOTES
+    notes = render_files(chart, values)["myelin/templates/NOTES.txt"]
+    if on:
+        assert "axon.axonserver.ssl-enabled=true" in notes
+        assert f"get secret {TLS_SECRET} -o jsonpath='{{.data.ca\\.crt}}'" in notes
+        assert f"https://myelin.{NAMESPACE}.svc.{domain}:8024/actuator/health" in notes
+        assert "curl -s localhost:8024" not in notes
+        assert "Probes (HTTPS)" in notes
+    else:
+        assert "ssl" not in notes.lower() and "https" not in notes
+        assert "curl -s localhost:8024/actuator/health" in notes
+
+
+def test_tls_on_switches_no_other_manifest(chart):
+    """TLS changes the pod template (and so rolls the pods), the properties, the Services' protocols
+    and the test pod, and adds nothing else."""
+    off = render(chart, {"serviceMonitor": {"enabled": True}})
+    on = render(chart, VALUE_SETS["tls"])
+    names = lambda docs: sorted((d["doc"]["kind"], d["doc"]["metadata"]["name"]) for d in docs)
+    assert names(on) == names(off)
+    checksum = lambda docs: statefulset(docs)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    assert checksum(on) != checksum(off)
+    # A renewed certificate changes only the Secret, which the template does not hash: no restart.
+    assert checksum(render(chart, VALUE_SETS["tls"])) == checksum(on)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"tls": {"enabled": True}}, {"tls": {"enabled": True, "existingSecret": ""}}, {"tls": {"enabled": True}, "serviceMonitor": {"enabled": True}}],
+    ids=["no-secret", "empty-secret", "no-secret-with-service-monitor"],
+)
+def test_tls_without_a_secret_fails_with_a_clear_message(chart, values):
+    chart.validate_schema(values)  # valid values: the template, not the schema, explains the problem
+    with pytest.raises(helm.HelmRenderError, match=r"tls\.enabled is true but tls\.existingSecret is empty") as raised:
+        render(chart, values)
+    assert "does not create certificates" in str(raised.value)
+    # (helm lint does not catch this: Helm's lint mode only logs `fail` and `required`. The check is
+    # in the template rather than in values.schema.json so that install and template print this
+    # message instead of a generic schema error.)
+
+
 # --- disruption budget ---------------------------------------------------------------------------
 
 
@@ -727,6 +895,12 @@ BAD_VALUES = [
     {"readinessProbe": {"periodSeconds": 0}},
     {"livenessProbe": {"successThreshold": 2}},
     {"podDisruptionBudget": {"maxUnavailable": "one"}},
+    {"tls": {"enabled": "yes"}},
+    {"tls": {"existingSecret": "My_Secret"}},
+    {"tls": {"enabled": True, "existingSecret": "myelin-tls", "subPath": True}},
+    {"properties": {"axoniq.axonserver.ssl.enabled": True}},
+    {"properties": {"axoniq.axonserver.ssl.cert-chain-file": "/elsewhere/tls.crt"}},
+    {"properties": {"server.ssl.enabled": False}},
     {"unknownKey": True},
 ]
 

@@ -34,6 +34,19 @@ const MAX_MESSAGE_SIZE_KEY: &str = "axoniq.axonserver.max-message-size";
 const ACCESS_CONTROL_ENABLED: &str = "axoniq.axonserver.accesscontrol.enabled";
 const ACCESS_CONTROL_TOKEN: &str = "axoniq.axonserver.accesscontrol.token";
 const ACCESS_CONTROL_ADMIN_TOKEN: &str = "axoniq.axonserver.accesscontrol.admin-token";
+const SSL_ENABLED: &str = "axoniq.axonserver.ssl.enabled";
+const SSL_CERT_CHAIN_FILE: &str = "axoniq.axonserver.ssl.cert-chain-file";
+const SSL_PRIVATE_KEY_FILE: &str = "axoniq.axonserver.ssl.private-key-file";
+const HTTP_SSL_ENABLED: &str = "server.ssl.enabled";
+const HTTP_SSL_CERTIFICATE: &str = "server.ssl.certificate";
+const HTTP_SSL_PRIVATE_KEY: &str = "server.ssl.certificate-private-key";
+/// Spring's keystore keys: named so that setting one gets a clear refusal, not "unknown property".
+const HTTP_KEYSTORE_KEYS: [&str; 4] = [
+    "server.ssl.key-store",
+    "server.ssl.key-store-password",
+    "server.ssl.key-store-type",
+    "server.ssl.key-alias",
+];
 
 /// Settings of one Myelin node. Each field's doc names its property.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +90,27 @@ pub struct NodeConfig {
     pub wait_for_leader_timeout_ms: u64,
     /// `axoniq.axonserver.replication.log-keep-entries`
     pub log_keep_entries: u64,
+    /// `axoniq.axonserver.ssl.enabled`: TLS on the gRPC port and between nodes.
+    pub ssl_enabled: bool,
+    /// `axoniq.axonserver.ssl.cert-chain-file`
+    pub ssl_cert_chain_file: Option<PathBuf>,
+    /// `axoniq.axonserver.ssl.private-key-file`
+    pub ssl_private_key_file: Option<PathBuf>,
+    /// `axoniq.axonserver.ssl.internal-cert-chain-file`; `None` means the client-facing chain.
+    pub ssl_internal_cert_chain_file: Option<PathBuf>,
+    /// `axoniq.axonserver.ssl.internal-private-key-file`; `None` means the client-facing key.
+    pub ssl_internal_private_key_file: Option<PathBuf>,
+    /// `axoniq.axonserver.ssl.internal-trust-manager-file` (alias `ssl.trusted-certificates`):
+    /// the CA certificates a node trusts when it dials another; `None` means the system bundle.
+    pub ssl_trusted_certificates: Option<PathBuf>,
+    /// `axoniq.axonserver.ssl.reload-interval`: how often certificate files are checked, in ms.
+    pub ssl_reload_interval_ms: u64,
+    /// `server.ssl.enabled`; `None` follows `ssl.enabled` or `server.ssl.certificate`.
+    pub http_ssl_enabled: Option<bool>,
+    /// `server.ssl.certificate`; `None` means the gRPC certificate chain.
+    pub http_ssl_certificate: Option<PathBuf>,
+    /// `server.ssl.certificate-private-key`; `None` means the gRPC private key.
+    pub http_ssl_certificate_private_key: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -101,6 +135,16 @@ impl Default for NodeConfig {
             internal_token: None,
             wait_for_leader_timeout_ms: 5000,
             log_keep_entries: 20_000,
+            ssl_enabled: false,
+            ssl_cert_chain_file: None,
+            ssl_private_key_file: None,
+            ssl_internal_cert_chain_file: None,
+            ssl_internal_private_key_file: None,
+            ssl_trusted_certificates: None,
+            ssl_reload_interval_ms: 60_000,
+            http_ssl_enabled: None,
+            http_ssl_certificate: None,
+            http_ssl_certificate_private_key: None,
         }
     }
 }
@@ -143,7 +187,71 @@ impl NodeConfig {
                 bytes: self.max_message_size_bytes,
             });
         }
-        Ok(())
+        self.tls_files().map(|_| ())
+    }
+
+    /// The TLS files of each port, or why they are incomplete. gRPC and cluster traffic use TLS
+    /// when `ssl.enabled`; HTTP when `server.ssl.certificate` is set or (unless
+    /// `server.ssl.enabled=false`) when `ssl.enabled`, then with the gRPC pair by default.
+    pub fn tls_files(&self) -> Result<crate::tls::TlsFiles, ConfigError> {
+        use crate::tls::{PemFiles, TlsFiles};
+        let grpc = if self.ssl_enabled {
+            let (Some(cert_chain), Some(private_key)) =
+                (&self.ssl_cert_chain_file, &self.ssl_private_key_file)
+            else {
+                return Err(ConfigError::MissingTlsFile {
+                    enabled: SSL_ENABLED,
+                    needed: "axoniq.axonserver.ssl.cert-chain-file and axoniq.axonserver.ssl.private-key-file",
+                });
+            };
+            Some(PemFiles {
+                cert_chain: cert_chain.clone(),
+                private_key: private_key.clone(),
+            })
+        } else {
+            None
+        };
+        let internal = grpc.as_ref().map(|pem| PemFiles {
+            cert_chain: self
+                .ssl_internal_cert_chain_file
+                .clone()
+                .unwrap_or_else(|| pem.cert_chain.clone()),
+            private_key: self
+                .ssl_internal_private_key_file
+                .clone()
+                .unwrap_or_else(|| pem.private_key.clone()),
+        });
+        let http_on = self
+            .http_ssl_enabled
+            .unwrap_or(self.ssl_enabled || self.http_ssl_certificate.is_some());
+        let http = if http_on {
+            let chain = self
+                .http_ssl_certificate
+                .clone()
+                .or_else(|| grpc.as_ref().map(|p| p.cert_chain.clone()));
+            let key = self
+                .http_ssl_certificate_private_key
+                .clone()
+                .or_else(|| grpc.as_ref().map(|p| p.private_key.clone()));
+            let (Some(cert_chain), Some(private_key)) = (chain, key) else {
+                return Err(ConfigError::MissingTlsFile {
+                    enabled: HTTP_SSL_ENABLED,
+                    needed: "server.ssl.certificate and server.ssl.certificate-private-key",
+                });
+            };
+            Some(PemFiles {
+                cert_chain,
+                private_key,
+            })
+        } else {
+            None
+        };
+        Ok(TlsFiles {
+            grpc,
+            http,
+            internal,
+            trust: self.ssl_trusted_certificates.clone(),
+        })
     }
 }
 
@@ -354,6 +462,107 @@ static CONFIG_KEYS: &[ConfigKey] = &[
         },
         render: |config| config.log_keep_entries.to_string(),
     },
+    ConfigKey {
+        property: SSL_ENABLED,
+        doc: "TLS on the gRPC port (8124) and between nodes (8224); HTTP follows unless server.ssl.enabled=false.",
+        set: |config, value| parse_bool(value).map(|on| config.ssl_enabled = on),
+        render: |config| config.ssl_enabled.to_string(),
+    },
+    ConfigKey {
+        property: SSL_CERT_CHAIN_FILE,
+        doc: "PEM file with this node's certificate chain (leaf first) for the gRPC port.",
+        set: |config, value| {
+            config.ssl_cert_chain_file = parse_optional_path(value);
+            Ok(())
+        },
+        render: |config| render_optional_path(&config.ssl_cert_chain_file),
+    },
+    ConfigKey {
+        property: SSL_PRIVATE_KEY_FILE,
+        doc: "PEM file with the private key of that certificate (PKCS#8, PKCS#1 or SEC1).",
+        set: |config, value| {
+            config.ssl_private_key_file = parse_optional_path(value);
+            Ok(())
+        },
+        render: |config| render_optional_path(&config.ssl_private_key_file),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.ssl.internal-cert-chain-file",
+        doc: "PEM certificate chain for the internal port; empty means ssl.cert-chain-file.",
+        set: |config, value| {
+            config.ssl_internal_cert_chain_file = parse_optional_path(value);
+            Ok(())
+        },
+        render: |config| render_optional_path(&config.ssl_internal_cert_chain_file),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.ssl.internal-private-key-file",
+        doc: "PEM private key for the internal port; empty means ssl.private-key-file.",
+        set: |config, value| {
+            config.ssl_internal_private_key_file = parse_optional_path(value);
+            Ok(())
+        },
+        render: |config| render_optional_path(&config.ssl_internal_private_key_file),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.ssl.internal-trust-manager-file",
+        doc: "PEM CA certificates a node trusts when it connects to another; empty means the system CA bundle.",
+        set: |config, value| {
+            config.ssl_trusted_certificates = parse_optional_path(value);
+            Ok(())
+        },
+        render: |config| render_optional_path(&config.ssl_trusted_certificates),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.ssl.trusted-certificates",
+        doc: "Same as ssl.internal-trust-manager-file (Myelin).",
+        set: |config, value| {
+            config.ssl_trusted_certificates = parse_optional_path(value);
+            Ok(())
+        },
+        render: |config| render_optional_path(&config.ssl_trusted_certificates),
+    },
+    ConfigKey {
+        property: "axoniq.axonserver.ssl.reload-interval",
+        doc: "How often certificate, key and trust files are checked for changes, in milliseconds (Myelin).",
+        set: |config, value| {
+            parse_millis(value)
+                .and_then(|ms| if ms == 0 { Err("a positive number of milliseconds") } else { Ok(ms) })
+                .map(|ms| config.ssl_reload_interval_ms = ms)
+        },
+        render: |config| config.ssl_reload_interval_ms.to_string(),
+    },
+    ConfigKey {
+        property: HTTP_SSL_ENABLED,
+        doc: "HTTPS on the HTTP port; empty follows ssl.enabled (or server.ssl.certificate when set).",
+        set: |config, value| {
+            if value.is_empty() {
+                config.http_ssl_enabled = None;
+                Ok(())
+            } else {
+                parse_bool(value).map(|on| config.http_ssl_enabled = Some(on))
+            }
+        },
+        render: |config| config.http_ssl_enabled.map(|on| on.to_string()).unwrap_or_default(),
+    },
+    ConfigKey {
+        property: HTTP_SSL_CERTIFICATE,
+        doc: "PEM certificate chain for HTTPS; empty means ssl.cert-chain-file.",
+        set: |config, value| {
+            config.http_ssl_certificate = parse_optional_path(value);
+            Ok(())
+        },
+        render: |config| render_optional_path(&config.http_ssl_certificate),
+    },
+    ConfigKey {
+        property: HTTP_SSL_PRIVATE_KEY,
+        doc: "PEM private key for HTTPS; empty means ssl.private-key-file.",
+        set: |config, value| {
+            config.http_ssl_certificate_private_key = parse_optional_path(value);
+            Ok(())
+        },
+        render: |config| render_optional_path(&config.http_ssl_certificate_private_key),
+    },
 ];
 
 /// Every supported property, in the order of the example file.
@@ -440,6 +649,13 @@ pub enum ConfigError {
     AccessControlWithoutToken,
     #[error("{MAX_MESSAGE_SIZE_KEY} is {bytes} bytes: it must be between 64KB and 256MB")]
     MessageSizeOutOfRange { bytes: usize },
+    #[error("{enabled} is on but {needed} are not both set (PEM files)")]
+    MissingTlsFile {
+        enabled: &'static str,
+        needed: &'static str,
+    },
+    #[error("{property} is a keystore setting; Myelin reads PEM files: set {HTTP_SSL_CERTIFICATE} and {HTTP_SSL_PRIVATE_KEY} instead")]
+    KeystoreNotSupported { property: String },
 }
 
 /// Something odd but harmless found while loading; the caller decides how to report it.
@@ -494,6 +710,9 @@ pub fn load(sources: ConfigSources) -> Result<(NodeConfig, Vec<ConfigWarning>), 
         apply_properties_file(&mut config, path, text, &mut warnings)?;
     }
     apply_env(&mut config, &sources.env, &mut warnings)?;
+    for (property, _) in &sources.overrides {
+        refuse_keystore(property)?;
+    }
     for (property, value) in &sources.overrides {
         let key = find_key(property).ok_or_else(|| ConfigError::UnknownOverride {
             property: property.clone(),
@@ -505,6 +724,17 @@ pub fn load(sources: ConfigSources) -> Result<(NodeConfig, Vec<ConfigWarning>), 
     Ok((config, warnings))
 }
 
+/// Spring's keystore settings are refused by name: a PKCS12 keystore silently ignored would
+/// leave HTTP in plaintext.
+fn refuse_keystore(property: &str) -> Result<(), ConfigError> {
+    if HTTP_KEYSTORE_KEYS.contains(&property) {
+        return Err(ConfigError::KeystoreNotSupported {
+            property: property.to_string(),
+        });
+    }
+    Ok(())
+}
+
 fn apply_properties_file(
     config: &mut NodeConfig,
     path: &Path,
@@ -512,6 +742,7 @@ fn apply_properties_file(
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<(), ConfigError> {
     for entry in parse_properties(text) {
+        refuse_keystore(&entry.key)?;
         match find_key(&entry.key) {
             Some(key) => {
                 let origin = ValueOrigin::File {
@@ -537,6 +768,11 @@ fn apply_env(
     env: &HashMap<String, String>,
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<(), ConfigError> {
+    for property in HTTP_KEYSTORE_KEYS {
+        if env.contains_key(&env_name(property)) {
+            refuse_keystore(property)?;
+        }
+    }
     let mut known_vars = HashSet::new();
     for key in CONFIG_KEYS {
         let names = key.env_names();
@@ -679,6 +915,16 @@ fn parse_text(value: &str) -> Result<String, &'static str> {
 
 fn parse_optional_text(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_string())
+}
+
+fn parse_optional_path(value: &str) -> Option<PathBuf> {
+    (!value.is_empty()).then(|| PathBuf::from(value))
+}
+
+fn render_optional_path(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 fn parse_path(value: &str) -> Result<PathBuf, &'static str> {

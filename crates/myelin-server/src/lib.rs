@@ -19,6 +19,7 @@ mod platform;
 mod processors;
 mod queries;
 mod scheduler;
+pub mod tls;
 mod topology;
 
 pub use cluster::LinkFilter;

@@ -24,7 +24,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 
 use crate::admin::ProcessorAdmin;
 use crate::api_error::ApiError;
@@ -38,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::platform::{self, Platform};
 use crate::queries::{self, QueryRouter, QueryServiceImpl};
 use crate::scheduler::{self, SchedulerService};
+use crate::tls::{self, NodeTls};
 use crate::topology::TopologyWatchers;
 
 /// The replication group that holds every context (and the cluster's address book).
@@ -95,6 +95,8 @@ pub(crate) struct Shared {
     /// Whether calls need tokens; the admin token (admin calls need it then) and the
     /// application token (`accesscontrol.token`).
     pub access_control: bool,
+    /// Whether client-facing ports use TLS (`/v1/public/me` reports it).
+    pub ssl: bool,
     pub admin_token: Option<String>,
     pub application_token: Option<String>,
     pub clients: Arc<ClientRegistry>,
@@ -191,6 +193,10 @@ pub enum StartError {
     Replication(#[from] myelin_replication::StartError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A running node.
@@ -216,6 +222,7 @@ pub async fn start_with(
     let grpc_addr = listeners.grpc.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
     let internal_addr = listeners.internal.local_addr()?;
+    let tls = Arc::new(NodeTls::load(&config.tls_files()?)?);
     let data_dir = config.event_storage.display().to_string();
     tracing::info!(events = %data_dir, snapshots = %config.snapshot_storage.display(), "opening storage");
     let store = Store::open(&config.event_storage, &config.snapshot_storage).map_err(|source| {
@@ -236,6 +243,7 @@ pub async fn start_with(
         node_id,
         (grpc_addr.port(), http_addr.port(), internal_addr.port()),
         options.link_filter,
+        tls.peers.clone(),
     ));
     let _ = cluster.learn_address_book(&store);
     let alone = config.autocluster_first.is_none();
@@ -296,6 +304,7 @@ pub async fn start_with(
         checkpoint_dir,
         wait_for_leader_ms: config.wait_for_leader_timeout_ms,
         access_control: config.access_control_enabled,
+        ssl: tls.grpc.is_some() || tls.http.is_some(),
         admin_token: config
             .access_control_admin_token
             .clone()
@@ -352,7 +361,12 @@ pub async fn start_with(
         .add_service(queries)
         .add_service(admin)
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
+            tls::incoming(tls::accept_loop(
+                listeners.grpc,
+                tls.grpc.clone(),
+                "gRPC",
+                shared.shutdown.clone(),
+            )),
             async move { shutdown.cancelled().await },
         );
     let grpc_task = tokio::spawn(async move {
@@ -360,17 +374,36 @@ pub async fn start_with(
             tracing::error!("gRPC server failed: {e}");
         }
     });
-    tracing::info!("gRPC (Axon client protocol) listening on {grpc_addr}");
+    tracing::info!(
+        tls = tls.grpc.is_some(),
+        "gRPC (Axon client protocol) listening on {grpc_addr}"
+    );
 
     let shutdown = shared.shutdown.clone();
-    let http = axum::serve(listeners.http, crate::http::router(shared.clone()))
+    let http_listener = tls::AcceptedListener {
+        connections: tls::accept_loop(
+            listeners.http,
+            tls.http.clone(),
+            "HTTP",
+            shared.shutdown.clone(),
+        ),
+        local_addr: http_addr,
+    };
+    let http = axum::serve(
+        http_listener,
+        crate::http::router(shared.clone())
+            .into_make_service_with_connect_info::<tls::RemoteAddr>(),
+    )
         .with_graceful_shutdown(async move { shutdown.cancelled().await });
     let http_task = tokio::spawn(async move {
         if let Err(e) = http.await {
             tracing::error!("HTTP server failed: {e}");
         }
     });
-    tracing::info!("HTTP (REST API, GUI, actuator) listening on {http_addr}");
+    tracing::info!(
+        tls = tls.http.is_some(),
+        "HTTP (REST API, GUI, actuator) listening on {http_addr}"
+    );
 
     let shutdown = shared.shutdown.clone();
     let internal = tonic::transport::Server::builder()
@@ -381,7 +414,12 @@ pub async fn start_with(
                 .max_encoding_message_size(usize::MAX),
         )
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listeners.internal).with_nodelay(Some(true)),
+            tls::incoming(tls::accept_loop(
+                listeners.internal,
+                tls.internal.clone(),
+                "cluster",
+                shared.shutdown.clone(),
+            )),
             async move { shutdown.cancelled().await },
         );
     let internal_task = tokio::spawn(async move {
@@ -389,7 +427,14 @@ pub async fn start_with(
             tracing::error!("cluster server failed: {e}");
         }
     });
-    tracing::info!("cluster traffic listening on {internal_addr}");
+    tracing::info!(
+        tls = tls.internal.is_some(),
+        "cluster traffic listening on {internal_addr}"
+    );
+    let certificate_watch = tokio::spawn(tls.clone().watch(
+        Duration::from_millis(config.ssl_reload_interval_ms),
+        shared.shutdown.clone(),
+    ));
 
     let publisher = tokio::spawn(scheduler::run_publisher(shared.clone()));
     let membership = tokio::spawn(cluster::run_membership(shared.clone()));
@@ -417,6 +462,7 @@ pub async fn start_with(
             command_timeouts,
             query_timeouts,
             sampler,
+            certificate_watch,
         ],
     })
 }

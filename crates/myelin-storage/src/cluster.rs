@@ -70,6 +70,31 @@ impl Store {
         Ok(nodes)
     }
 
+    /// One entry of the replicated `_admin` state.
+    pub fn admin_entry(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db().get_cf(self.cf(CF_META), keys::admin_key(key))?)
+    }
+
+    /// Every `_admin` entry whose key starts with `prefix`, in key order.
+    pub fn admin_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let start = keys::admin_key(prefix);
+        let base = keys::admin_key("").len();
+        let mut entries = Vec::new();
+        let iter = self.db().iterator_cf(
+            self.cf(CF_META),
+            IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(&start) {
+                break;
+            }
+            let name = String::from_utf8_lossy(&key[base..]).into_owned();
+            entries.push((name, value.into_vec()));
+        }
+        Ok(entries)
+    }
+
     /// Writes a consistent checkpoint of all data (hard links where possible) into `dir`, which
     /// must not exist. Call it between two applies: the checkpoint is then exactly the state at
     /// the applied index.

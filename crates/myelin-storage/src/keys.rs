@@ -104,6 +104,11 @@ pub(crate) fn cluster_node_prefix() -> Vec<u8> {
     meta_key(CLUSTER_PREFIX, "node/")
 }
 
+/// `admin/<key>` of the cluster pseudo-context: one entry of the replicated `_admin` state.
+pub(crate) fn admin_key(key: &str) -> Vec<u8> {
+    meta_key(CLUSTER_PREFIX, &format!("admin/{key}"))
+}
+
 /// Keys of this node only, in the raft family (never part of a raft snapshot).
 pub(crate) const LOCAL_NODE_ID: &[u8] = b"local/node_id";
 /// Present while a raft snapshot is being installed; found at start-up, the install was cut short.

@@ -241,6 +241,16 @@ impl Store {
                 );
                 return Ok(ApplyOutcome::Noop);
             }
+            Command::UpdateAdminState(update) => {
+                let meta = self.cf(CF_META);
+                for entry in &update.put {
+                    batch.put_cf(meta, keys::admin_key(&entry.key), &entry.value);
+                }
+                for key in &update.delete {
+                    batch.delete_cf(meta, keys::admin_key(key));
+                }
+                return Ok(ApplyOutcome::Noop);
+            }
             Command::AppendEvents(c) => &c.context,
             Command::AppendSnapshot(c) => &c.context,
             Command::ScheduleEvent(c) => &c.context,
@@ -282,7 +292,7 @@ impl Store {
                     .is_some();
                 Ok(ApplyOutcome::Cancelled { existed })
             }
-            Command::RegisterNode(_) => Ok(ApplyOutcome::Noop),
+            Command::RegisterNode(_) | Command::UpdateAdminState(_) => Ok(ApplyOutcome::Noop),
             Command::PublishScheduled(publish) => {
                 let Some(record) =
                     self.remove_schedule(&context, &publish.schedule_token, batch)?

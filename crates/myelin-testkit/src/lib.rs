@@ -4,6 +4,7 @@
 //! loopback ports, with links that tests can cut; `AxonClient` is a set of tonic clients that send
 //! Axon's headers.
 
+pub mod certs;
 mod cluster;
 
 pub use cluster::TestCluster;
@@ -187,6 +188,33 @@ impl AxonClient {
             Ok(c) => c,
             Err(e) => panic!("cannot connect to {endpoint}: {e}"),
         };
+        AxonClient::over(channel, context, token)
+    }
+
+    /// Connects over TLS, trusting the CA certificates in `ca`; `endpoint` is `http://host:port`
+    /// (the connector adds TLS). Fails like a real client does when the server is not trusted.
+    pub async fn connect_tls(
+        endpoint: &str,
+        ca: &Path,
+        context: &str,
+        token: Option<&str>,
+    ) -> Result<AxonClient, tonic::transport::Error> {
+        let trust = match myelin_server::tls::TrustFile::load(Some(ca.to_path_buf())) {
+            Ok(trust) => std::sync::Arc::new(trust),
+            Err(e) => panic!("cannot load {}: {e}", ca.display()),
+        };
+        let channel = match Endpoint::from_shared(endpoint.to_string()) {
+            Ok(e) => e.connect_timeout(Duration::from_secs(5)),
+            Err(e) => panic!("bad endpoint {endpoint}: {e}"),
+        };
+        let channel = channel
+            .connect_with_connector(myelin_server::tls::PeerConnector::new(trust))
+            .await?;
+        Ok(AxonClient::over(channel, context, token))
+    }
+
+    /// The clients over an open channel.
+    pub fn over(channel: Channel, context: &str, token: Option<&str>) -> AxonClient {
         let headers = AxonHeaders {
             context: context.to_string(),
             token: token.map(str::to_string),

@@ -135,3 +135,26 @@ storageClassName: ""
 storageClassName: {{ .class | quote }}
 {{- end }}
 {{- end }}
+
+{{/*
+TLS: where the Secret named by tls.existingSecret is mounted (a directory, never subPath, so a
+rotated Secret reaches the running pods), and the scheme of everything that talks to the HTTP port.
+*/}}
+{{- define "myelin.tlsDir" -}}
+/axonserver/tls
+{{- end }}
+
+{{/*
+The TLS Secret's name; rendering stops with this message when TLS is on without one. (helm lint
+only logs it: Helm's lint mode does not stop on `fail` or `required`.)
+*/}}
+{{- define "myelin.tlsSecret" -}}
+{{- if not .Values.tls.existingSecret }}
+{{- fail "tls.enabled is true but tls.existingSecret is empty: name a Secret with tls.crt (certificate chain, leaf first), tls.key and ca.crt (PEM). The chart does not create certificates; see the TLS section of the chart README for the SANs it needs." }}
+{{- end }}
+{{- .Values.tls.existingSecret }}
+{{- end }}
+
+{{- define "myelin.httpScheme" -}}
+{{- if .Values.tls.enabled }}https{{ else }}http{{ end }}
+{{- end }}

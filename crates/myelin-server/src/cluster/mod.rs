@@ -44,6 +44,8 @@ pub(crate) struct Cluster {
     contexts: Vec<String>,
     internal_token: Option<String>,
     filter: Option<LinkFilter>,
+    /// How other nodes are verified when cluster traffic uses TLS; `None` dials in plaintext.
+    peer_tls: Option<Arc<crate::tls::TrustFile>>,
     /// Known nodes by id, with a lazily connected channel to each.
     peers: RwLock<HashMap<u64, Peer>>,
 }
@@ -60,6 +62,7 @@ impl Cluster {
         node_id: u64,
         ports: (u16, u16, u16),
         filter: Option<LinkFilter>,
+        peer_tls: Option<Arc<crate::tls::TrustFile>>,
     ) -> Cluster {
         let (grpc_port, http_port, internal_port) = ports;
         let internal_host = config
@@ -79,6 +82,7 @@ impl Cluster {
             contexts: config.autocluster_contexts.clone(),
             internal_token: config.internal_token.clone().filter(|t| !t.is_empty()),
             filter,
+            peer_tls,
             peers: RwLock::new(HashMap::new()),
         }
     }
@@ -127,12 +131,18 @@ impl Cluster {
         }
         match endpoint(&info.internal_address) {
             Ok(endpoint) => {
+                let channel = match &self.peer_tls {
+                    Some(trust) => endpoint.connect_with_connector_lazy(
+                        crate::tls::PeerConnector::new(trust.clone()),
+                    ),
+                    None => endpoint.connect_lazy(),
+                };
                 tracing::info!(node = %info.name, id = info.id, address = %info.internal_address, "peer address known");
                 peers.insert(
                     info.id,
                     Peer {
                         info: info.clone(),
-                        channel: endpoint.connect_lazy(),
+                        channel,
                     },
                 );
             }
@@ -286,7 +296,15 @@ async fn join(shared: &Shared) {
         let Ok(endpoint) = endpoint(&address) else {
             continue;
         };
-        let Ok(channel) = endpoint.connect().await else {
+        let connected = match &cluster.peer_tls {
+            Some(trust) => {
+                endpoint
+                    .connect_with_connector(crate::tls::PeerConnector::new(trust.clone()))
+                    .await
+            }
+            None => endpoint.connect().await,
+        };
+        let Ok(channel) = connected else {
             tracing::debug!(%address, "cannot reach node to join through");
             continue;
         };

@@ -42,7 +42,7 @@ pub(super) async fn me(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let contexts = shared.store.context_names();
     let fields = json!({
         "authentication": shared.access_control,
-        "ssl": false,
+        "ssl": shared.ssl,
         "clustered": voter_nodes(&shared).len() > 1,
         "adminNode": true,
         "developmentMode": false,

@@ -1,0 +1,1 @@
+//! Access control: placeholder, filled in below.
