@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use myelin_server::config::{self, ConfigSources, NodeConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 #[derive(Parser)]
 #[command(
@@ -189,27 +190,54 @@ async fn wait_for_signal() {
     }
 }
 
+/// Sends `GET /actuator/health` and returns the whole answer.
+async fn ask_health<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> std::io::Result<String> {
+    stream
+        .write_all(b"GET /actuator/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut response = Vec::new();
+    // A TLS server may close without close_notify; what arrived is the answer.
+    let read = stream.read_to_end(&mut response).await;
+    if response.is_empty() {
+        read?;
+    }
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
 async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
-    let port = match args.http_port {
-        Some(p) => p,
-        None => match load_config(&ServeArgs::default()) {
-            Ok(c) => c.http_port,
+    let config = match load_config(&ServeArgs::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("myelin healthcheck: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let port = args.http_port.unwrap_or(config.http_port);
+    // With HTTPS on, the probe trusts exactly the node's own certificate (names do not matter).
+    let tls = match config.tls_files().map(|files| files.http) {
+        Ok(Some(pem)) => match myelin_server::tls::own_certificate_client_config(&pem.cert_chain) {
+            Ok(tls) => Some(tls),
             Err(e) => {
                 eprintln!("myelin healthcheck: {e}");
                 return ExitCode::FAILURE;
             }
         },
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("myelin healthcheck: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let check = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        stream
-            .write_all(
-                b"GET /actuator/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-            )
-            .await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&response).into_owned())
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        match tls {
+            Some(tls) => {
+                let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+                let stream = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await?;
+                ask_health(stream).await
+            }
+            None => ask_health(tcp).await,
+        }
     };
     match tokio::time::timeout(Duration::from_secs(args.timeout), check).await {
         Ok(Ok(response)) if response.starts_with("HTTP/1.1 200") && response.contains("\"UP\"") => {

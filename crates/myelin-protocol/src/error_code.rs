@@ -25,6 +25,9 @@ pub enum ErrorCode {
     InvalidEvent,
     /// Myelin: a request that is malformed (e.g. negative permits).
     InvalidRequest,
+    /// Myelin: no user by that name (Axon has no code; next to NO_SUCH_APPLICATION).
+    NoSuchUser,
+    UnknownRole,
     NoLeaderAvailable,
     CannotRemoveLastNode,
     EventProcessorNotFound,
@@ -44,7 +47,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tables and tests.
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::Other,
         ErrorCode::AuthenticationTokenMissing,
         ErrorCode::AuthenticationInvalidToken,
@@ -60,6 +63,8 @@ impl ErrorCode {
         ErrorCode::TooManyEvents,
         ErrorCode::InvalidEvent,
         ErrorCode::InvalidRequest,
+        ErrorCode::NoSuchUser,
+        ErrorCode::UnknownRole,
         ErrorCode::NoLeaderAvailable,
         ErrorCode::CannotRemoveLastNode,
         ErrorCode::EventProcessorNotFound,
@@ -114,6 +119,8 @@ impl ErrorCode {
             ErrorCode::TooManyEvents => ("AXONIQ-2002", Code::InvalidArgument, 400),
             ErrorCode::InvalidEvent => ("AXONIQ-2010", Code::InvalidArgument, 400),
             ErrorCode::InvalidRequest => ("AXONIQ-2011", Code::InvalidArgument, 400),
+            ErrorCode::NoSuchUser => ("AXONIQ-1310", Code::NotFound, 404),
+            ErrorCode::UnknownRole => ("AXONIQ-2510", Code::InvalidArgument, 400),
             ErrorCode::NoLeaderAvailable => ("AXONIQ-2100", Code::NotFound, 404),
             ErrorCode::CannotRemoveLastNode => ("AXONIQ-2310", Code::FailedPrecondition, 406),
             ErrorCode::EventProcessorNotFound => ("AXONIQ-2800", Code::NotFound, 404),

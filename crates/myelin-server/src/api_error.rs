@@ -57,6 +57,14 @@ pub enum ApiError {
     InstructionFailed(String),
     #[error("No connected application {0}")]
     NoSuchApplication(String),
+    #[error("No application named {0}")]
+    NoSuchApplicationRecord(String),
+    #[error("No user named {0}")]
+    NoSuchUser(String),
+    #[error("Unknown role {0}")]
+    UnknownRole(String),
+    #[error("Too many failed logins for {user}; try again in {retry_after_s} s")]
+    TooManyLoginAttempts { user: String, retry_after_s: u64 },
     #[error("Internal error: {0}")]
     Internal(String),
     /// An error another node answered with, passed on unchanged.
@@ -108,6 +116,10 @@ impl ApiError {
             ApiError::UnknownMoveTarget { .. } => ErrorCode::EventProcessorMoveUnknownTarget,
             ApiError::InstructionFailed(_) => ErrorCode::InstructionExecutionError,
             ApiError::NoSuchApplication(_) => ErrorCode::NoSuchApplication,
+            ApiError::NoSuchApplicationRecord(_) => ErrorCode::NoSuchApplication,
+            ApiError::NoSuchUser(_) => ErrorCode::NoSuchUser,
+            ApiError::UnknownRole(_) => ErrorCode::UnknownRole,
+            ApiError::TooManyLoginAttempts { .. } => ErrorCode::TooManyRequests,
             ApiError::Internal(_) => ErrorCode::Other,
             ApiError::FromPeer { code, .. } => *code,
             ApiError::Unimplemented(_) => return None,
@@ -154,12 +166,19 @@ impl axum::response::IntoResponse for ApiError {
             "code": code.code(),
             "message": self.to_string(),
         });
-        (
+        let mut response = (
             status,
             [(HTTP_ERROR_CODE_HEADER, code.code())],
             axum::Json(body),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::TooManyLoginAttempts { retry_after_s, .. } = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_s),
+            );
+        }
+        response
     }
 }
 

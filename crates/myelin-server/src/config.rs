@@ -1054,7 +1054,7 @@ mod tests {
         for key in documented_keys() {
             assert!(seen.insert(key.property), "duplicate {}", key.property);
         }
-        assert_eq!(seen.len(), 19);
+        assert_eq!(seen.len(), 30);
         // A setter wired to the wrong field would leave this key's rendering unchanged.
         let changed = [
             ("axoniq.axonserver.name", "other"),
@@ -1088,6 +1088,17 @@ mod tests {
                 "2500",
             ),
             ("axoniq.axonserver.replication.log-keep-entries", "100"),
+            (SSL_ENABLED, "true"),
+            (SSL_CERT_CHAIN_FILE, "/tls/tls.crt"),
+            (SSL_PRIVATE_KEY_FILE, "/tls/tls.key"),
+            ("axoniq.axonserver.ssl.internal-cert-chain-file", "/tls/internal.crt"),
+            ("axoniq.axonserver.ssl.internal-private-key-file", "/tls/internal.key"),
+            ("axoniq.axonserver.ssl.internal-trust-manager-file", "/tls/ca.crt"),
+            ("axoniq.axonserver.ssl.trusted-certificates", "/tls/ca.crt"),
+            ("axoniq.axonserver.ssl.reload-interval", "1000"),
+            (HTTP_SSL_ENABLED, "false"),
+            (HTTP_SSL_CERTIFICATE, "/tls/http.crt"),
+            (HTTP_SSL_PRIVATE_KEY, "/tls/http.key"),
         ];
         for (property, value) in changed {
             let key = find_key(property).unwrap();

@@ -1,6 +1,8 @@
-//! `GatewayLayer`: the first stop of every gRPC call on 8124. It checks the access token (when
-//! access control is on) and resolves the `axoniq-context` header to a context this node has,
-//! handing the services a `CallContext`. Refusals are answered here, before any service runs.
+//! `GatewayLayer`: the first stop of every gRPC call on 8124. With access control on it finds
+//! the caller behind the access token and checks that the caller may make this call in the
+//! context it names (`PERMISSIONS`, the one table of rpc → permission); it resolves the
+//! `axoniq-context` header to a context this node has, handing the services a `CallContext`.
+//! Refusals are answered here, before any service runs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,6 +12,7 @@ use std::task::{Context as TaskContext, Poll};
 use myelin_storage::DEFAULT_CONTEXT;
 use tonic::Status;
 
+use crate::access::{self, AccessControl, Permission, Principal};
 use crate::api_error::ApiError;
 
 const CONTEXT_HEADERS: [&str; 2] = ["axoniq-context", "context"];
@@ -17,16 +20,69 @@ const TOKEN_HEADERS: [&str; 2] = ["axoniq-access-token", "access-token"];
 const GET_PLATFORM_SERVER_PATH: &str =
     "/io.axoniq.axonserver.grpc.control.PlatformService/GetPlatformServer";
 
-/// The context a call addresses, resolved by the gateway.
+/// What each rpc needs, by service and method (`*` = every method of the service not listed).
+/// Calls to anything not in the table need `Permission::Admin`.
+#[rustfmt::skip]
+const PERMISSIONS: &[(&str, &str, Permission)] = {
+    use Permission::*;
+    &[
+        ("control.PlatformService", "*", Connect),
+        ("event.EventStore", "AppendEvent", PublishEvents),
+        ("event.EventStore", "AppendSnapshot", PublishEvents),
+        ("event.EventStore", "ListAggregateEvents", ReadEvents),
+        ("event.EventStore", "ListAggregateSnapshots", ReadEvents),
+        ("event.EventStore", "ListEvents", ReadEvents),
+        ("event.EventStore", "ReadHighestSequenceNr", ReadEvents),
+        ("event.EventStore", "QueryEvents", ReadEvents),
+        ("event.EventStore", "GetFirstToken", ReadEvents),
+        ("event.EventStore", "GetLastToken", ReadEvents),
+        ("event.EventStore", "GetTokenAt", ReadEvents),
+        ("event.EventScheduler", "*", PublishEvents),
+        ("command.CommandService", "Dispatch", DispatchCommands),
+        ("command.CommandService", "OpenStream", HandleCommands),
+        ("query.QueryService", "Query", DispatchQueries),
+        ("query.QueryService", "Subscription", DispatchQueries),
+        ("query.QueryService", "OpenStream", HandleQueries),
+        ("admin.EventProcessorAdminService", "GetAllEventProcessors", Monitor),
+        ("admin.EventProcessorAdminService", "GetEventProcessorsByComponent", Monitor),
+        ("admin.EventProcessorAdminService", "GetBalancingStrategies", Monitor),
+        ("admin.EventProcessorAdminService", "*", ControlProcessors),
+        ("admin.ApplicationAdminService", "GetApplication", ViewConfiguration),
+        ("admin.ApplicationAdminService", "GetApplications", ViewConfiguration),
+        ("admin.ApplicationAdminService", "GetConnectedApplicationsByContext", Monitor),
+        ("admin.ApplicationAdminService", "*", Admin),
+        ("admin.UserAdminService", "GetUsers", ViewConfiguration),
+        ("admin.UserAdminService", "*", Admin),
+        ("admin.AuthenticationService", "*", Admin),
+    ]
+};
+
+/// What the rpc at `path` (`/io.axoniq.axonserver.grpc.<service>/<method>`) needs.
+pub fn permission_of(path: &str) -> Permission {
+    let Some((service, method)) = path
+        .strip_prefix("/io.axoniq.axonserver.grpc.")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        return Permission::Admin;
+    };
+    let of_service = || PERMISSIONS.iter().filter(|(s, _, _)| *s == service);
+    of_service()
+        .find(|(_, m, _)| *m == method)
+        .or_else(|| of_service().find(|(_, m, _)| *m == "*"))
+        .map_or(Permission::Admin, |(_, _, p)| *p)
+}
+
+/// The context a call addresses, resolved by the gateway, and who makes it (`None` when access
+/// control is off).
 #[derive(Debug, Clone)]
 pub struct CallContext {
     pub context: String,
+    pub caller: Option<Principal>,
 }
 
 /// What the gateway checks calls against.
 pub struct GatewayRules {
-    /// Accepted tokens; `None` when access control is off.
-    pub tokens: Option<Vec<String>>,
+    pub access: Arc<AccessControl>,
     pub contexts: Vec<String>,
 }
 
@@ -40,41 +96,33 @@ impl GatewayRules {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        if let Some(tokens) = &self.tokens {
-            let method = path.trim_start_matches('/').to_string();
-            match header(&TOKEN_HEADERS) {
-                None => return Err(ApiError::TokenMissing { method }),
-                Some(given)
-                    if !tokens
-                        .iter()
-                        .any(|t| constant_time_eq(t.as_bytes(), given.as_bytes())) =>
-                {
-                    return Err(ApiError::InvalidToken { method });
-                }
-                Some(_) => {}
-            }
-        }
         let context = header(&CONTEXT_HEADERS)
             .filter(|c| !c.is_empty())
             .unwrap_or_else(|| DEFAULT_CONTEXT.to_string());
-        if !self.contexts.contains(&context) {
+        let permission = permission_of(path);
+        let caller = if self.access.enabled {
+            let method = path.trim_start_matches('/').to_string();
+            let Some(token) = header(&TOKEN_HEADERS) else {
+                return Err(ApiError::TokenMissing { method });
+            };
+            let Some(caller) = self.access.by_token(&token)? else {
+                return Err(ApiError::InvalidToken { method });
+            };
+            access::authorize(&caller, permission, &context, &method)?;
+            Some(caller)
+        } else {
+            None
+        };
+        // Cluster-wide services do not address a context of their own.
+        if !permission.cluster_wide() && !self.contexts.contains(&context) {
             return Err(if path == GET_PLATFORM_SERVER_PATH {
                 ApiError::NoServerForContext(context)
             } else {
                 ApiError::ContextNotFound(context)
             });
         }
-        Ok(CallContext { context })
+        Ok(CallContext { context, caller })
     }
-}
-
-/// Compares two tokens without leaking, through timing, how much of them matches.
-pub(crate) fn tokens_equal(a: &str, b: &str) -> bool {
-    constant_time_eq(a.as_bytes(), b.as_bytes())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Reads the `CallContext` the gateway attached to a request.

@@ -2,6 +2,7 @@
 //! HTTP on 8024, the gateway that checks tokens and contexts, configuration, and the lifecycle that
 //! ties them to storage and replication. `api_error.rs` is the one place errors become statuses.
 
+pub mod access;
 mod admin;
 pub mod api_error;
 pub mod clients;
@@ -19,6 +20,7 @@ mod platform;
 mod processors;
 mod queries;
 mod scheduler;
+mod security;
 pub mod tls;
 mod topology;
 

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use myelin_protocol::cluster::cluster_server::ClusterServer;
 use myelin_protocol::log::{log_command::Command, LogCommand};
+use myelin_protocol::wire::admin::application_admin_service_server::ApplicationAdminServiceServer;
+use myelin_protocol::wire::admin::authentication_service_server::AuthenticationServiceServer;
 use myelin_protocol::wire::admin::event_processor_admin_service_server::EventProcessorAdminServiceServer;
+use myelin_protocol::wire::admin::user_admin_service_server::UserAdminServiceServer;
 use myelin_protocol::wire::command::command_service_server::CommandServiceServer;
 use myelin_protocol::wire::control::platform_service_server::PlatformServiceServer;
 use myelin_protocol::wire::event::event_scheduler_server::EventSchedulerServer;
@@ -25,6 +28,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::AccessControl;
 use crate::admin::ProcessorAdmin;
 use crate::api_error::ApiError;
 use crate::clients::ClientRegistry;
@@ -37,6 +41,7 @@ use crate::metrics::Metrics;
 use crate::platform::{self, Platform};
 use crate::queries::{self, QueryRouter, QueryServiceImpl};
 use crate::scheduler::{self, SchedulerService};
+use crate::security::SecurityAdmin;
 use crate::tls::{self, NodeTls};
 use crate::topology::TopologyWatchers;
 
@@ -92,13 +97,10 @@ pub(crate) struct Shared {
     pub checkpoint_dir: PathBuf,
     /// How long a call waits for a leader (`replication.wait-for-leader-timeout`).
     pub wait_for_leader_ms: u64,
-    /// Whether calls need tokens; the admin token (admin calls need it then) and the
-    /// application token (`accesscontrol.token`).
-    pub access_control: bool,
+    /// Who may do what (`accesscontrol.*`, applications and users).
+    pub access: Arc<AccessControl>,
     /// Whether client-facing ports use TLS (`/v1/public/me` reports it).
     pub ssl: bool,
-    pub admin_token: Option<String>,
-    pub application_token: Option<String>,
     pub clients: Arc<ClientRegistry>,
     pub commands: Arc<CommandRouter>,
     pub queries: QueryRouter,
@@ -274,19 +276,14 @@ pub async fn start_with(
         );
     }
 
-    let tokens = config.access_control_enabled.then(|| {
-        [
-            &config.access_control_token,
-            &config.access_control_admin_token,
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|t| !t.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-    });
+    let access = Arc::new(AccessControl::new(
+        config.access_control_enabled,
+        config.access_control_admin_token.clone(),
+        config.access_control_token.clone(),
+        store.clone(),
+    ));
     let rules = GatewayRules {
-        tokens,
+        access: access.clone(),
         contexts: store.context_names(),
     };
     let shared = Arc::new(Shared {
@@ -303,16 +300,8 @@ pub async fn start_with(
         cluster,
         checkpoint_dir,
         wait_for_leader_ms: config.wait_for_leader_timeout_ms,
-        access_control: config.access_control_enabled,
+        access,
         ssl: tls.grpc.is_some() || tls.http.is_some(),
-        admin_token: config
-            .access_control_admin_token
-            .clone()
-            .filter(|t| !t.is_empty()),
-        application_token: config
-            .access_control_token
-            .clone()
-            .filter(|t| !t.is_empty()),
         clients: Arc::new(ClientRegistry::default()),
         commands: Arc::new(CommandRouter::new(Duration::from_millis(
             config.default_command_timeout_ms,
@@ -347,6 +336,9 @@ pub async fn start_with(
         .max_encoding_message_size(encode_limit);
 
     let admin = EventProcessorAdminServiceServer::new(ProcessorAdmin::new(shared.clone()));
+    let applications = ApplicationAdminServiceServer::new(SecurityAdmin::new(shared.clone()));
+    let users = UserAdminServiceServer::new(SecurityAdmin::new(shared.clone()));
+    let authentication = AuthenticationServiceServer::new(SecurityAdmin::new(shared.clone()));
 
     let shutdown = shared.shutdown.clone();
     let grpc = tonic::transport::Server::builder()
@@ -360,6 +352,9 @@ pub async fn start_with(
         .add_service(commands)
         .add_service(queries)
         .add_service(admin)
+        .add_service(applications)
+        .add_service(users)
+        .add_service(authentication)
         .serve_with_incoming_shutdown(
             tls::incoming(tls::accept_loop(
                 listeners.grpc,

@@ -199,6 +199,78 @@ pub fn client_config(trust: Option<&Path>, alpn: &[&[u8]]) -> Result<Arc<ClientC
     Ok(Arc::new(config))
 }
 
+/// A client config for talking to this node itself (`myelin healthcheck`): it accepts exactly the
+/// leaf certificate of the node's own chain file, whatever name it carries, so a probe on
+/// 127.0.0.1 works with certificates issued for the node's public names.
+pub fn own_certificate_client_config(chain: &Path) -> Result<Arc<ClientConfig>, TlsError> {
+    let leaf = read_certificates(chain)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| TlsError::NoCertificate {
+            path: chain.to_path_buf(),
+        })?;
+    let provider = provider();
+    let verifier = Arc::new(OwnCertificate {
+        leaf,
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = ALPN_HTTP.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// Accepts one known certificate (checked byte for byte), with valid handshake signatures.
+#[derive(Debug)]
+struct OwnCertificate {
+    leaf: CertificateDer<'static>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for OwnCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.leaf.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
 /// The trust side for dialling other nodes: the CA file, reloaded when it changes.
 #[derive(Debug)]
 pub struct TrustFile {

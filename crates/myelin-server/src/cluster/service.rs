@@ -42,7 +42,7 @@ impl ClusterService {
             .get(INTERNAL_TOKEN_KEY)
             .and_then(|v| v.to_str().ok());
         match presented {
-            Some(token) if crate::gateway::tokens_equal(token, expected) => Ok(()),
+            Some(token) if crate::access::secrets_equal(token, expected) => Ok(()),
             Some(_) => Err(ApiError::InvalidToken {
                 method: "internal".to_string(),
             }

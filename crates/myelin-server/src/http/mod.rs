@@ -1,14 +1,16 @@
 //! HTTP on 8024 (axum): the REST API (Axon Server's paths where Axon has them, Myelin's own under
 //! `/v1/myelin/`), the actuator endpoints, the OpenAPI document and the embedded GUI.
 //!
-//! `routes()` is the one table of every endpoint: method, path, who may call it, handler. The
-//! router is built from it and a test checks it against `openapi.json`, so the document cannot
-//! drift from what is served. With access control on, `Access::Read` and `Access::Write` need an
-//! application or admin token (`AxonIQ-Access-Token`, or `Authorization: Bearer` for Prometheus
-//! scrapers), `Access::Admin` the admin token; `Access::Open` is for probes, the GUI's files and
-//! `/v1/public/me` (which tells the GUI that it needs a token).
+//! `routes()` is the one table of every endpoint: method, path, the `Permission` it needs, handler.
+//! The router is built from it and a test checks it against `openapi.json`, so the document cannot
+//! drift from what is served. With access control on, callers show a token (`AxonIQ-Access-Token`,
+//! or `Authorization: Bearer` for Prometheus scrapers), a user's password (HTTP Basic) or a GUI
+//! session cookie (then state-changing requests must echo the CSRF token in `X-XSRF-TOKEN`); the
+//! permission is checked in the context the request names. `Permission::Open` is for probes, the
+//! GUI's files, login and `/v1/public/me` (which tells the GUI that it needs to log in).
 
 mod actuator;
+mod auth;
 mod events;
 mod gui;
 mod json;
@@ -16,6 +18,7 @@ mod messaging;
 mod myelin;
 mod processors;
 mod public;
+mod security;
 
 use std::sync::Arc;
 
@@ -27,8 +30,8 @@ use axum::response::Response;
 use axum::routing::{self, MethodFilter, MethodRouter};
 use axum::Router;
 
+use crate::access::{self, Permission};
 use crate::api_error::ApiError;
-use crate::gateway::tokens_equal;
 use crate::node::Shared;
 
 /// Header that carries the access token, as in Axon Server's REST API.
@@ -36,28 +39,15 @@ pub(crate) const ACCESS_TOKEN_HEADER: &str = "AxonIQ-Access-Token";
 /// Header that names the context on event, command and query endpoints.
 pub(crate) const CONTEXT_HEADER: &str = "AxonIQ-Context";
 
-/// Who may call an endpoint when access control is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// Anyone: health probes, the GUI's files, the API document, `/v1/public/me`.
-    Open,
-    /// An application or admin token: everything that only reads.
-    Read,
-    /// An application or admin token: appending events, dispatching commands and queries.
-    Write,
-    /// The admin token: processor control, reconnecting clients, removing nodes.
-    Admin,
-}
-
 /// One endpoint of the table.
 pub(crate) struct Route {
     pub method: Method,
     pub path: &'static str,
-    pub access: Access,
+    pub permission: Permission,
     handler: MethodRouter<Arc<Shared>>,
 }
 
-fn route<H, T>(method: Method, path: &'static str, access: Access, handler: H) -> Route
+fn route<H, T>(method: Method, path: &'static str, permission: Permission, handler: H) -> Route
 where
     H: Handler<T, Arc<Shared>>,
     T: 'static,
@@ -69,7 +59,7 @@ where
     Route {
         method,
         path,
-        access,
+        permission,
         handler: routing::on(filter, handler),
     }
 }
@@ -77,7 +67,7 @@ where
 /// Every endpoint on 8024 (kept as a one-line-per-route table).
 #[rustfmt::skip]
 pub(crate) fn routes() -> Vec<Route> {
-    use Access::{Admin, Open, Read, Write};
+    use Permission::*;
     use Method as M;
     vec![
         // The GUI and the API document.
@@ -89,60 +79,74 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::GET, "/actuator/health/liveness", Open, actuator::liveness),
         route(M::GET, "/actuator/health/readiness", Open, actuator::readiness),
         route(M::GET, "/actuator/info", Open, actuator::info),
-        route(M::GET, "/actuator/prometheus", Read, actuator::prometheus),
+        route(M::GET, "/actuator/prometheus", Monitor, actuator::prometheus),
         // Node, cluster and contexts.
         route(M::GET, "/v1/public/me", Open, public::me),
-        route(M::GET, "/v1/public", Read, public::nodes),
-        route(M::GET, "/v1/public/version", Read, public::version),
-        route(M::GET, "/v1/public/mycontexts", Read, public::my_contexts),
-        route(M::GET, "/v1/public/context", Read, public::contexts),
-        route(M::GET, "/v1/public/visiblecontexts", Read, public::visible_contexts),
-        route(M::GET, "/v1/public/status", Read, public::status),
-        route(M::GET, "/v1/cluster", Read, public::cluster_nodes),
+        route(M::GET, "/v1/public", Authenticated, public::nodes),
+        route(M::GET, "/v1/public/version", Authenticated, public::version),
+        route(M::GET, "/v1/public/mycontexts", Authenticated, public::my_contexts),
+        route(M::GET, "/v1/public/context", Authenticated, public::contexts),
+        route(M::GET, "/v1/public/visiblecontexts", Authenticated, public::visible_contexts),
+        route(M::GET, "/v1/public/status", Authenticated, public::status),
+        route(M::GET, "/v1/cluster", Authenticated, public::cluster_nodes),
         route(M::DELETE, "/v1/cluster/{node}", Admin, public::remove_node),
         // Applications, commands and queries.
-        route(M::GET, "/v1/components/clients", Read, public::clients),
-        route(M::GET, "/v1/components/clientIds", Read, public::client_ids),
-        route(M::GET, "/v1/components/{component}/instances", Read, public::instances),
-        route(M::GET, "/v1/components/{component}/commands", Read, public::component_commands),
-        route(M::GET, "/v1/components/{component}/queries", Read, public::component_queries),
-        route(M::GET, "/v1/commands", Read, public::commands),
-        route(M::GET, "/v1/commands/queues", Read, public::command_queues),
-        route(M::GET, "/v1/commands/count", Read, public::command_count),
-        route(M::GET, "/v1/queries", Read, public::queries),
-        route(M::GET, "/v1/public/command-metrics", Read, public::command_metrics),
-        route(M::GET, "/v1/public/query-metrics", Read, public::query_metrics),
-        route(M::POST, "/v1/commands/run", Write, messaging::run_command),
-        route(M::POST, "/v1/queries/run", Write, messaging::run_query),
-        route(M::PATCH, "/v1/instructions", Admin, processors::reconnect_client),
+        route(M::GET, "/v1/components/clients", Monitor, public::clients),
+        route(M::GET, "/v1/components/clientIds", Monitor, public::client_ids),
+        route(M::GET, "/v1/components/{component}/instances", Monitor, public::instances),
+        route(M::GET, "/v1/components/{component}/commands", Monitor, public::component_commands),
+        route(M::GET, "/v1/components/{component}/queries", Monitor, public::component_queries),
+        route(M::GET, "/v1/commands", Monitor, public::commands),
+        route(M::GET, "/v1/commands/queues", Monitor, public::command_queues),
+        route(M::GET, "/v1/commands/count", Monitor, public::command_count),
+        route(M::GET, "/v1/queries", Monitor, public::queries),
+        route(M::GET, "/v1/public/command-metrics", Monitor, public::command_metrics),
+        route(M::GET, "/v1/public/query-metrics", Monitor, public::query_metrics),
+        route(M::POST, "/v1/commands/run", DispatchCommands, messaging::run_command),
+        route(M::POST, "/v1/queries/run", DispatchQueries, messaging::run_query),
+        route(M::PATCH, "/v1/instructions", ControlProcessors, processors::reconnect_client),
         // Events and snapshots.
-        route(M::GET, "/v1/events", Read, events::list_events),
-        route(M::POST, "/v1/events", Write, events::append_events),
-        route(M::GET, "/v1/snapshots", Read, events::list_snapshots),
-        route(M::POST, "/v1/snapshots", Write, events::append_snapshot),
+        route(M::GET, "/v1/events", ReadEvents, events::list_events),
+        route(M::POST, "/v1/events", PublishEvents, events::append_events),
+        route(M::GET, "/v1/snapshots", ReadEvents, events::list_snapshots),
+        route(M::POST, "/v1/snapshots", PublishEvents, events::append_snapshot),
         // Event processors.
-        route(M::GET, "/v1/components/{component}/processors", Read, processors::of_component),
-        route(M::GET, "/v1/processors/{processor}/clients", Read, processors::clients),
-        route(M::PATCH, "/v1/components/{component}/processors/{processor}/pause", Admin, processors::pause),
-        route(M::PATCH, "/v1/components/{component}/processors/{processor}/start", Admin, processors::start),
-        route(M::PATCH, "/v1/components/{component}/processors/{processor}/segments/split", Admin, processors::split),
-        route(M::PATCH, "/v1/components/{component}/processors/{processor}/segments/merge", Admin, processors::merge),
-        route(M::PATCH, "/v1/components/{component}/processors/{processor}/segments/{segment}/move", Admin, processors::move_segment),
+        route(M::GET, "/v1/components/{component}/processors", Monitor, processors::of_component),
+        route(M::GET, "/v1/processors/{processor}/clients", Monitor, processors::clients),
+        route(M::PATCH, "/v1/components/{component}/processors/{processor}/pause", ControlProcessors, processors::pause),
+        route(M::PATCH, "/v1/components/{component}/processors/{processor}/start", ControlProcessors, processors::start),
+        route(M::PATCH, "/v1/components/{component}/processors/{processor}/segments/split", ControlProcessors, processors::split),
+        route(M::PATCH, "/v1/components/{component}/processors/{processor}/segments/merge", ControlProcessors, processors::merge),
+        route(M::PATCH, "/v1/components/{component}/processors/{processor}/segments/{segment}/move", ControlProcessors, processors::move_segment),
         // Myelin's own views, for the GUI and scripts.
-        route(M::GET, "/v1/myelin/overview", Read, myelin::overview),
-        route(M::GET, "/v1/myelin/timeline", Read, myelin::timeline),
-        route(M::GET, "/v1/myelin/handlers", Read, myelin::handlers),
-        route(M::GET, "/v1/myelin/processors", Read, myelin::processors),
-        route(M::GET, "/v1/myelin/cluster", Read, myelin::cluster),
+        route(M::GET, "/v1/myelin/overview", Monitor, myelin::overview),
+        route(M::GET, "/v1/myelin/timeline", Monitor, myelin::timeline),
+        route(M::GET, "/v1/myelin/handlers", Monitor, myelin::handlers),
+        route(M::GET, "/v1/myelin/processors", Monitor, myelin::processors),
+        route(M::GET, "/v1/myelin/cluster", Authenticated, myelin::cluster),
+        // Access control: login, who am I, applications and users.
+        route(M::POST, "/login", Open, auth::login),
+        route(M::POST, "/logout", Authenticated, auth::logout),
+        route(M::GET, "/v1/public/user", Authenticated, auth::current_user),
+        route(M::GET, "/v1/roles/user", Authenticated, security::roles),
+        route(M::GET, "/v1/roles/application", Authenticated, security::roles),
+        route(M::GET, "/v1/public/applications", ViewConfiguration, security::list_applications),
+        route(M::GET, "/v1/applications/{name}", ViewConfiguration, security::get_application),
+        route(M::POST, "/v1/applications", Admin, security::save_application),
+        route(M::PATCH, "/v1/applications/{name}", Admin, security::renew_token),
+        route(M::DELETE, "/v1/applications/{name}", Admin, security::delete_application),
+        route(M::GET, "/v1/public/users", ViewConfiguration, security::list_users),
+        route(M::POST, "/v1/users", Admin, security::save_user),
+        route(M::DELETE, "/v1/users/{name}", Admin, security::delete_user),
     ]
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let mut router = Router::new();
     for route in routes() {
-        tracing::trace!(method = %route.method, path = route.path, access = ?route.access, "HTTP route");
+        tracing::trace!(method = %route.method, path = route.path, permission = ?route.permission, "HTTP route");
         let checked = route.handler.route_layer(middleware::from_fn_with_state(
-            (shared.clone(), route.access),
+            (shared.clone(), route.permission),
             authorize,
         ));
         router = router.route(route.path, checked);
@@ -150,58 +154,36 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     router.with_state(shared)
 }
 
-/// Lets a request through if its token allows `access`.
+/// Lets a request through if its caller has `permission` in the context it names; the caller is
+/// left in the request's extensions (`auth::Caller`) for the handler.
 async fn authorize(
-    State((shared, access)): State<(Arc<Shared>, Access)>,
-    request: Request,
+    State((shared, permission)): State<(Arc<Shared>, Permission)>,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    if !shared.access.enabled || permission == Permission::Open {
+        request.extensions_mut().insert(auth::Caller(None));
+        return Ok(next.run(request).await);
+    }
     let method = format!("{} {}", request.method(), request.uri().path());
-    check_access(&shared, request.headers(), access, method)?;
+    let from = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::tls::RemoteAddr>>()
+        .map(|info| info.0 .0.ip());
+    let caller = auth::caller(&shared, request.method(), request.headers(), from, &method).await?;
+    let context = context_of(query_param(request.uri(), "context").as_deref(), request.headers());
+    access::authorize(&caller, permission, &context, &method)?;
+    request.extensions_mut().insert(auth::Caller(Some(caller)));
     Ok(next.run(request).await)
 }
 
-/// The access check itself: `Ok` when access control is off, the endpoint is open, or the token
-/// is one that `access` accepts.
-pub(crate) fn check_access(
-    shared: &Shared,
-    headers: &HeaderMap,
-    access: Access,
-    method: String,
-) -> Result<(), ApiError> {
-    if !shared.access_control || access == Access::Open {
-        return Ok(());
-    }
-    let given = headers
-        .get(ACCESS_TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-        });
-    let Some(given) = given else {
-        return Err(ApiError::TokenMissing { method });
-    };
-    let admin = shared
-        .admin_token
-        .as_deref()
-        .is_some_and(|t| tokens_equal(given, t));
-    let application = shared
-        .application_token
-        .as_deref()
-        .is_some_and(|t| tokens_equal(given, t));
-    let allowed = match access {
-        Access::Open => true,
-        Access::Read | Access::Write => admin || application,
-        Access::Admin => admin,
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidToken { method })
-    }
+/// A query parameter's raw value (context names need no decoding).
+fn query_param(uri: &axum::http::Uri, name: &str) -> Option<String> {
+    uri.query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_string())
 }
 
 /// Server-sent events, one JSON value each (with the SSE id `id_of` gives), ending with the
@@ -304,20 +286,19 @@ mod tests {
                 .is_none_or(|s| s.as_array().is_none_or(|a| !a.is_empty()));
             assert_eq!(
                 needs_token,
-                route.access != Access::Open,
+                route.permission != Permission::Open,
                 "{} {}: security in openapi.json does not match {:?}",
                 route.method,
                 route.path,
-                route.access
+                route.permission
             );
-            let admin = operation["x-myelin-access"].as_str() == Some("admin");
+            let documented = operation["x-myelin-permission"].as_str();
             assert_eq!(
-                admin,
-                route.access == Access::Admin,
-                "{} {}: x-myelin-access in openapi.json does not match {:?}",
+                documented,
+                Some(format!("{:?}", route.permission).as_str()),
+                "{} {}: x-myelin-permission in openapi.json does not match the route table",
                 route.method,
                 route.path,
-                route.access
             );
         }
     }

@@ -41,7 +41,7 @@ pub(super) async fn me(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let mut me = node_json(&shared, &shared.cluster.me);
     let contexts = shared.store.context_names();
     let fields = json!({
-        "authentication": shared.access_control,
+        "authentication": shared.access.enabled,
         "ssl": shared.ssl,
         "clustered": voter_nodes(&shared).len() > 1,
         "adminNode": true,

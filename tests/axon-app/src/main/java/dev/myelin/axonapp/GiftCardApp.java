@@ -57,15 +57,21 @@ import java.util.concurrent.ConcurrentHashMap;
  */
 public final class GiftCardApp implements AutoCloseable {
 
-    /** Everything a test can vary. Defaults: component "giftcard-app", Myelin on localhost:8124, context "default". */
+    /**
+     * Everything a test can vary. Defaults: component "giftcard-app", Myelin on localhost:8124 (system property
+     * {@code myelin.grpc}, environment {@code MYELIN_GRPC}), plaintext unless a CA file is given (TLS trusting that
+     * CA; {@code myelin.cert-file}, {@code MYELIN_CERT_FILE}), no token unless one is given ({@code myelin.token},
+     * {@code MYELIN_TOKEN}), context "default".
+     */
     public static final class Settings {
 
         private String servers = System.getProperty("myelin.grpc",
                                                     System.getenv().getOrDefault("MYELIN_GRPC", "localhost:8124"));
+        private String sslCertFile = System.getProperty("myelin.cert-file", System.getenv("MYELIN_CERT_FILE"));
         private String componentName = "giftcard-app";
         private String instanceName = "giftcard-" + UUID.randomUUID().toString().substring(0, 8);
         private String context = "default";
-        private String token;
+        private String token = System.getProperty("myelin.token", System.getenv("MYELIN_TOKEN"));
         private boolean projections = true;
         private ProjectionDatabase database = new ProjectionDatabase();
         private String tokenStoreUrl = "jdbc:h2:mem:tokens-" + UUID.randomUUID() + ";DB_CLOSE_DELAY=-1";
@@ -95,8 +101,18 @@ public final class GiftCardApp implements AutoCloseable {
             return this;
         }
 
+        /** The access token ({@code axon.axonserver.token}); {@code null}: none. */
         public Settings token(String token) {
             this.token = token;
+            return this;
+        }
+
+        /**
+         * TLS trusting the CA in this PEM file ({@code axon.axonserver.ssl-enabled=true} and
+         * {@code axon.axonserver.cert-file}); {@code null}: plaintext.
+         */
+        public Settings sslCertFile(String sslCertFile) {
+            this.sslCertFile = sslCertFile;
             return this;
         }
 
@@ -150,6 +166,18 @@ public final class GiftCardApp implements AutoCloseable {
             return instanceName;
         }
 
+        public String servers() {
+            return servers;
+        }
+
+        public String token() {
+            return token;
+        }
+
+        public String sslCertFile() {
+            return sslCertFile;
+        }
+
         public String componentName() {
             return componentName;
         }
@@ -166,6 +194,7 @@ public final class GiftCardApp implements AutoCloseable {
         public Settings copy() {
             Settings s = new Settings();
             s.servers = servers;
+            s.sslCertFile = sslCertFile;
             s.componentName = componentName;
             s.instanceName = instanceName;
             s.context = context;
@@ -201,6 +230,9 @@ public final class GiftCardApp implements AutoCloseable {
                                                                                    .componentName(settings.componentName)
                                                                                    .clientId(settings.instanceName)
                                                                                    .context(settings.context);
+        if (settings.sslCertFile != null) {
+            axonServerBuilder.ssl(settings.sslCertFile);
+        }
         if (settings.flowControl != null) {
             int[] f = settings.flowControl;
             axonServerBuilder.commandFlowControl(f[0], f[1], f[2])

@@ -9,6 +9,8 @@ import dev.myelin.axonapp.RpcRecorder.Call;
 import dev.myelin.axonapp.support.Await;
 import dev.myelin.axonapp.support.LogCapture;
 import dev.myelin.axonapp.support.MyelinExtension;
+import dev.myelin.axonapp.support.MyelinSecurity;
+import dev.myelin.axonapp.support.MyelinServer;
 import dev.myelin.axonapp.support.Store;
 import io.axoniq.axonserver.grpc.control.ClientIdentification;
 import io.axoniq.axonserver.grpc.control.PlatformServiceGrpc;
@@ -16,17 +18,17 @@ import io.axoniq.axonserver.grpc.event.EventStoreGrpc;
 import io.axoniq.axonserver.grpc.event.GetAggregateEventsRequest;
 import io.axoniq.axonserver.grpc.event.GetLastTokenRequest;
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.AbstractStub;
-import io.grpc.stub.MetadataUtils;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.function.Executable;
 
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -40,30 +42,29 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Issue bullet 8: access control on; a wrong token is refused with Axon's error, the right token works.
- * Myelin runs with {@code axoniq.axonserver.accesscontrol.enabled=true} and an application token.
+ * Myelin runs as every server of the suite does ({@link dev.myelin.axonapp.support.MyelinSecurity#secure()}): TLS,
+ * {@code axoniq.axonserver.accesscontrol.enabled=true}, an admin token and an application token. Here the token is
+ * left out or replaced on purpose; everything else goes through TLS with the suite's CA.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class AccessControlTest {
 
-    private static final String TOKEN = "app-token-" + UUID.randomUUID();
-    private static final Metadata.Key<String> ACCESS_TOKEN = Metadata.Key.of("axoniq-access-token",
-                                                                              Metadata.ASCII_STRING_MARSHALLER);
     private static final Metadata.Key<String> ERROR_CODE = Metadata.Key.of("axoniq-errorcode",
                                                                             Metadata.ASCII_STRING_MARSHALLER);
     private static final String GET_PLATFORM_SERVER = "io.axoniq.axonserver.grpc.control.PlatformService/GetPlatformServer";
 
     @RegisterExtension
-    static final MyelinExtension myelin = new MyelinExtension("axoniq.axonserver.accesscontrol.enabled=true",
-                                                              "axoniq.axonserver.accesscontrol.token=" + TOKEN);
+    static final MyelinExtension myelin = new MyelinExtension();
 
     @Test
     void wrongTokenIsRefusedWithAxonIq1001() {
-        assertRefused(myelin.settings().token("not-" + TOKEN), "AXONIQ-1001", "Invalid token for " + GET_PLATFORM_SERVER);
+        assertRefused(myelin.settings().token("not-" + myelin.server().appToken()), "AXONIQ-1001",
+                      "Invalid token for " + GET_PLATFORM_SERVER);
     }
 
     @Test
     void missingTokenIsRefusedWithAxonIq1000() {
-        assertRefused(myelin.settings(), "AXONIQ-1000", "No token for " + GET_PLATFORM_SERVER);
+        assertRefused(myelin.settings().token(null), "AXONIQ-1000", "No token for " + GET_PLATFORM_SERVER);
     }
 
     /**
@@ -96,8 +97,7 @@ class AccessControlTest {
     /** Not only the handshake: every RPC checks the token (raw gRPC with the connector's generated stubs). */
     @Test
     void everyRpcChecksTheToken() throws Exception {
-        ManagedChannel channel = ManagedChannelBuilder.forAddress("localhost", myelin.server().grpcPort())
-                                                      .usePlaintext().build();
+        ManagedChannel channel = myelin.server().channelBuilder().build(); // TLS, no token of its own
         try {
             for (String token : new String[]{null, "wrong"}) {
                 String code = token == null ? "AXONIQ-1000" : "AXONIQ-1001";
@@ -110,12 +110,15 @@ class AccessControlTest {
                         .getPlatformServer(ClientIdentification.newBuilder().setClientId("raw")
                                                                .setComponentName("raw").build()));
             }
-            // the right token passes the same calls
-            withToken(EventStoreGrpc.newBlockingStub(channel), TOKEN).getLastToken(GetLastTokenRequest.getDefaultInstance());
-            assertTrue(withToken(PlatformServiceGrpc.newBlockingStub(channel), TOKEN)
-                               .getPlatformServer(ClientIdentification.newBuilder().setClientId("raw")
-                                                                      .setComponentName("raw").build())
-                               .getSameConnection());
+            // the application token passes the same calls, and so does the admin token
+            for (String token : new String[]{myelin.server().appToken(), myelin.server().adminToken()}) {
+                withToken(EventStoreGrpc.newBlockingStub(channel), token)
+                        .getLastToken(GetLastTokenRequest.getDefaultInstance());
+                assertTrue(withToken(PlatformServiceGrpc.newBlockingStub(channel), token)
+                                   .getPlatformServer(ClientIdentification.newBuilder().setClientId("raw")
+                                                                          .setComponentName("raw").build())
+                                   .getSameConnection());
+            }
         } finally {
             channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         }
@@ -123,7 +126,7 @@ class AccessControlTest {
 
     @Test
     void rightTokenWorksForEventsProcessorsCommandsAndQueries() throws Exception {
-        GiftCardApp app = myelin.startApp(myelin.settings().token(TOKEN));
+        GiftCardApp app = myelin.startApp(myelin.settings()); // the suite's application token
         String card = UUID.randomUUID().toString();
         app.localCommandGateway().sendAndWait(new IssueCardCommand(card, 100));
         assertEquals(1, Store.events(app, card).size());
@@ -140,14 +143,40 @@ class AccessControlTest {
                    "refused calls: " + app.rpc().closedWith(Status.Code.PERMISSION_DENIED));
     }
 
+    /**
+     * REST (HTTPS) checks the {@code AxonIQ-Access-Token} header the same way: none is AXONIQ-1000, a wrong one
+     * AXONIQ-1001, both 403 with the code in {@code AxonIQ-ErrorCode}; the application token reads, but only the
+     * admin token controls processors.
+     */
+    @Test
+    void restChecksTheTokenAndKeepsProcessorControlForTheAdmin() throws Exception {
+        MyelinServer server = myelin.server();
+        assertRestRefused("AXONIQ-1000", server.send(server.request("/v1/public", null).GET().build()));
+        assertRestRefused("AXONIQ-1001", server.send(server.request("/v1/public", "wrong").GET().build()));
+        HttpResponse<String> read = server.send(server.request("/v1/public").GET().build());
+        assertEquals(200, read.statusCode(), read.body());
+        HttpResponse<String> adminRead = server.send(server.adminRequest("/v1/public").GET().build());
+        assertEquals(200, adminRead.statusCode(), adminRead.body());
+
+        String pause = "/v1/components/no-such-app/processors/no-such-processor/pause?tokenStoreIdentifier=none";
+        assertRestRefused("AXONIQ-1001", server.send(server.request(pause)
+                                                           .method("PATCH", HttpRequest.BodyPublishers.noBody())
+                                                           .build()));
+        HttpResponse<String> asAdmin = server.send(server.adminRequest(pause)
+                                                         .method("PATCH", HttpRequest.BodyPublishers.noBody())
+                                                         .build());
+        assertEquals(404, asAdmin.statusCode(), "the admin passes the check; the processor is unknown: "
+                + asAdmin.body());
+    }
+
+    private static void assertRestRefused(String errorCode, HttpResponse<String> response) {
+        assertEquals(403, response.statusCode(), response.body());
+        assertEquals(errorCode, response.headers().firstValue("AxonIQ-ErrorCode").orElse(null),
+                     response.headers() + " " + response.body());
+    }
+
     private static <S extends AbstractStub<S>> S withToken(S stub, String token) {
-        if (token == null) {
-            return stub.withDeadlineAfter(5, TimeUnit.SECONDS);
-        }
-        Metadata headers = new Metadata();
-        headers.put(ACCESS_TOKEN, token);
-        return stub.withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers))
-                   .withDeadlineAfter(5, TimeUnit.SECONDS);
+        return stub.withInterceptors(MyelinSecurity.tokenInterceptor(token)).withDeadlineAfter(5, TimeUnit.SECONDS);
     }
 
     private static void assertRpcRefused(String errorCode, Executable call) {

@@ -96,11 +96,10 @@ class ClusterFailoverTest {
             GiftCardApp app = null;
             Instant killedAt = null;
             try {
-                GiftCardApp probe = GiftCardApp.start(new GiftCardApp.Settings()
-                                                              .servers(MyelinCluster.address(followers.get(0)))
-                                                              .componentName("redirect-probe")
-                                                              .instanceName("redirect-probe")
-                                                              .projections(false));
+                GiftCardApp probe = GiftCardApp.start(cluster.appSettings(MyelinCluster.address(followers.get(0)))
+                                                             .componentName("redirect-probe")
+                                                             .instanceName("redirect-probe")
+                                                             .projections(false));
                 try {
                     assertEquals(MyelinCluster.address(followers.get(0)) + " redirected", connectedVia(probe, leader),
                                  "probe with only a follower as routing server");
@@ -110,7 +109,7 @@ class ClusterFailoverTest {
                 } finally {
                     probe.shutdown();
                 }
-                app = GiftCardApp.start(new GiftCardApp.Settings().servers(servers).instanceName("failover-app"));
+                app = GiftCardApp.start(cluster.appSettings(servers).instanceName("failover-app"));
                 log.info("application with routing servers {} connected: {}", servers, connectedVia(app, leader));
 
                 // --- the gift-card flow on the healthy cluster

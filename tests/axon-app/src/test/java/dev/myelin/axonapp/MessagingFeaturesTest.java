@@ -137,7 +137,7 @@ class MessagingFeaturesTest {
     @Test
     void scheduledEventSurvivesAMyelinRestart() {
         try (MyelinServer server = MyelinServer.start("MessagingFeaturesTest-schedule")) {
-            GiftCardApp app = GiftCardApp.start(new GiftCardApp.Settings().servers(server.address()));
+            GiftCardApp app = GiftCardApp.start(server.appSettings());
             try {
                 String card = UUID.randomUUID().toString();
                 app.eventScheduler().schedule(Duration.ofSeconds(3), new CardExpiredEvent(card));

@@ -43,8 +43,7 @@ class MyelinRestartTest {
     @Test
     void eventStoreWorkContinuesAndNothingAcknowledgedIsLost() throws Exception {
         try (MyelinServer server = MyelinServer.start("MyelinRestartTest-store")) {
-            GiftCardApp app = GiftCardApp.start(new GiftCardApp.Settings().servers(server.address())
-                                                                         .instanceName("survivor"));
+            GiftCardApp app = GiftCardApp.start(server.appSettings().instanceName("survivor"));
             List<String> acknowledged = new CopyOnWriteArrayList<>();
             List<String> failed = new CopyOnWriteArrayList<>();
             AtomicBoolean writing = new AtomicBoolean(true);
@@ -105,8 +104,7 @@ class MyelinRestartTest {
     @Test
     void commandsAndQueriesWorkAfterMyelinRestart() throws Exception {
         try (MyelinServer server = MyelinServer.start("MyelinRestartTest-routing")) {
-            GiftCardApp app = GiftCardApp.start(new GiftCardApp.Settings().servers(server.address())
-                                                                         .instanceName("routed"));
+            GiftCardApp app = GiftCardApp.start(server.appSettings().instanceName("routed"));
             try {
                 String card = UUID.randomUUID().toString();
                 app.commandGateway().sendAndWait(new IssueCardCommand(card, 100), 10, TimeUnit.SECONDS);

@@ -5,13 +5,12 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.myelin.axonapp.Api.IssueCardCommand;
 import dev.myelin.axonapp.support.Await;
 import dev.myelin.axonapp.support.MyelinExtension;
+import dev.myelin.axonapp.support.MyelinServer;
 import org.axonframework.eventhandling.StreamingEventProcessor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
-import java.net.URI;
-import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
@@ -33,20 +32,22 @@ class ProcessorAdminTest {
     @RegisterExtension
     static final MyelinExtension myelin = new MyelinExtension();
 
-    private static final HttpClient HTTP = HttpClient.newHttpClient();
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String COMPONENT = "admin-app";
 
     private record Reply(int status, JsonNode body) {
     }
 
+    /**
+     * A REST call over HTTPS: reads with the application token, processor control (PATCH, admin-only) with the
+     * admin token.
+     */
     private static Reply call(String method, String path) throws Exception {
-        URI uri = URI.create("http://127.0.0.1:" + myelin.server().httpPort() + path);
-        HttpRequest request = HttpRequest.newBuilder(uri)
-                                         .method(method, HttpRequest.BodyPublishers.noBody())
-                                         .timeout(Duration.ofSeconds(30))
-                                         .build();
-        HttpResponse<String> response = HTTP.send(request, HttpResponse.BodyHandlers.ofString());
+        MyelinServer server = myelin.server();
+        HttpRequest request = (method.equals("GET") ? server.request(path) : server.adminRequest(path))
+                .method(method, HttpRequest.BodyPublishers.noBody())
+                .build();
+        HttpResponse<String> response = server.send(request);
         return new Reply(response.statusCode(), JSON.readTree(response.body()));
     }
 

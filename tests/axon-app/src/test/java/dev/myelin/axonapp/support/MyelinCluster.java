@@ -2,6 +2,7 @@ package dev.myelin.axonapp.support;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.myelin.axonapp.GiftCardApp;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -20,6 +21,11 @@ import java.util.stream.Collectors;
  * {@code <name>-node-<i>} (in the health JSON, {@code /v1/cluster} and {@code GetPlatformServer} answers); its
  * output goes to {@code target/myelin-logs/<name>-node-<i>-<n>.log}. Nodes are stopped by their own process
  * handles only.
+ * <p>
+ * Every node is secured the same way, by one {@link MyelinSecurity} (default {@link MyelinSecurity#secure()}): the
+ * same certificate (also for the cluster port, where nodes verify each other against the suite's CA, given as
+ * {@code ssl.internal-trust-manager-file}), the same admin and application tokens, and the same
+ * {@code accesscontrol.internal-token}. Applications get {@link #appSettings(String)}.
  */
 public final class MyelinCluster implements AutoCloseable {
 
@@ -39,13 +45,24 @@ public final class MyelinCluster implements AutoCloseable {
     }
 
     private final List<MyelinServer> nodes;
+    private final MyelinSecurity security;
 
-    private MyelinCluster(List<MyelinServer> nodes) {
+    private MyelinCluster(List<MyelinServer> nodes, MyelinSecurity security) {
         this.nodes = nodes;
+        this.security = security;
     }
 
-    /** Starts {@code size} nodes at once and waits until they are all healthy and agree on one leader. */
+    /**
+     * Starts {@code size} nodes at once, with TLS and access control, and waits until they are all healthy and agree
+     * on one leader.
+     */
     public static MyelinCluster start(String name, int size, Duration timeout, String... settings) {
+        return start(name, size, timeout, MyelinSecurity.secure(), settings);
+    }
+
+    /** Starts {@code size} nodes secured as {@code security} says; see {@link #start(String, int, Duration, String...)}. */
+    public static MyelinCluster start(String name, int size, Duration timeout, MyelinSecurity security,
+                                      String... settings) {
         int[][] ports = new int[size][3];
         try {
             for (int[] p : ports) {
@@ -57,7 +74,7 @@ public final class MyelinCluster implements AutoCloseable {
             throw new UncheckedIOException(e);
         }
         List<MyelinServer> nodes = new ArrayList<>();
-        MyelinCluster cluster = new MyelinCluster(nodes);
+        MyelinCluster cluster = new MyelinCluster(nodes, security);
         try {
             for (int i = 0; i < size; i++) {
                 List<String> nodeSettings = new ArrayList<>(List.of(
@@ -65,8 +82,8 @@ public final class MyelinCluster implements AutoCloseable {
                         "axoniq.axonserver.internal-hostname=127.0.0.1",
                         "axoniq.axonserver.autocluster.first=127.0.0.1:" + ports[0][2]));
                 nodeSettings.addAll(List.of(settings));
-                nodes.add(MyelinServer.launchUnchecked(name + "-node-" + i, ports[i][0], ports[i][1], ports[i][2],
-                                                       nodeSettings));
+                nodes.add(MyelinServer.launchUnchecked(name + "-node-" + i, security, ports[i][0], ports[i][1],
+                                                       ports[i][2], nodeSettings));
             }
             cluster.awaitAgreedLeader(nodes, timeout);
             return cluster;
@@ -80,6 +97,20 @@ public final class MyelinCluster implements AutoCloseable {
     /** {@code 127.0.0.1:<gRPC port>}: what the nodes advertise, so what {@code GetPlatformServer} sends clients to. */
     public static String address(MyelinServer node) {
         return "127.0.0.1:" + node.grpcPort();
+    }
+
+    public MyelinSecurity security() {
+        return security;
+    }
+
+    /** The application token ({@link MyelinSecurity#appToken}), obtained through a running node. */
+    public String appToken() {
+        return security.appToken(running().isEmpty() ? nodes.get(0) : running().get(0));
+    }
+
+    /** Settings for an application with {@code servers} as routing servers, the CA and {@link #appToken()}. */
+    public GiftCardApp.Settings appSettings(String servers) {
+        return security.appSettings(servers, running().isEmpty() ? nodes.get(0) : running().get(0));
     }
 
     public List<MyelinServer> nodes() {

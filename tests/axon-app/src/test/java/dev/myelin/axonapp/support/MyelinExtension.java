@@ -14,7 +14,9 @@ import java.util.List;
 
 /**
  * Per test class: one fresh Myelin process (own ports, own data directory), started before the first test and
- * stopped after the last. Applications started through {@link #startApp} are shut down after each test.
+ * stopped after the last, with TLS and access control on ({@link MyelinSecurity#secure()}) unless told otherwise.
+ * Applications started through {@link #startApp} are shut down after each test; {@link #settings()} gives them the
+ * server's address, CA and application token.
  * <pre>
  * {@literal @}RegisterExtension static final MyelinExtension myelin = new MyelinExtension();
  * </pre>
@@ -23,18 +25,29 @@ public final class MyelinExtension implements BeforeAllCallback, AfterAllCallbac
 
     private static final Logger log = LoggerFactory.getLogger(MyelinExtension.class);
 
+    private final MyelinSecurity security;
     private final String[] settings;
     private MyelinServer server;
     private final List<GiftCardApp> apps = Collections.synchronizedList(new ArrayList<>());
 
     /** @param settings extra Myelin properties ({@code key=value}) */
     public MyelinExtension(String... settings) {
+        this(MyelinSecurity.secure(), settings);
+    }
+
+    /**
+     * @param security how the server is secured (e.g. {@link MyelinSecurity#plain()} for a test that truly needs
+     *                 plaintext)
+     * @param settings extra Myelin properties ({@code key=value})
+     */
+    public MyelinExtension(MyelinSecurity security, String... settings) {
+        this.security = security;
         this.settings = settings;
     }
 
     @Override
     public void beforeAll(ExtensionContext context) {
-        server = MyelinServer.start(context.getRequiredTestClass().getSimpleName(), settings);
+        server = MyelinServer.start(context.getRequiredTestClass().getSimpleName(), security, settings);
         log.info("started {}", server);
     }
 
@@ -77,9 +90,9 @@ public final class MyelinExtension implements BeforeAllCallback, AfterAllCallbac
         return server;
     }
 
-    /** Settings pointing at this class's Myelin. */
+    /** Settings pointing at this class's Myelin, with its CA and the application token. */
     public GiftCardApp.Settings settings() {
-        return new GiftCardApp.Settings().servers(server.address());
+        return server.appSettings();
     }
 
     /** Starts an application instance; it is shut down after the current test. */

@@ -1,5 +1,11 @@
 package dev.myelin.axonapp.support;
 
+import dev.myelin.axonapp.GiftCardApp;
+import io.grpc.ChannelCredentials;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannelBuilder;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
@@ -24,13 +30,19 @@ import java.util.stream.Stream;
  * {@code ../../target/release/myelin}, relative to this Maven module), free loopback ports, its own temporary
  * data directory and working directory. Stopped by its own {@link Process} handle only.
  * Output goes to {@code target/myelin-logs/<name>-<n>.log}.
+ * <p>
+ * Secured by default ({@link MyelinSecurity#secure()}): TLS on the gRPC, HTTP and cluster ports, access control with
+ * an admin and an application token. What clients need comes from here: {@link #appSettings()} for a
+ * {@link GiftCardApp}, {@link #channelBuilder()} (+ {@link MyelinSecurity#tokenInterceptor}) for raw gRPC,
+ * {@link #http()} with {@link #request}/{@link #adminRequest} for REST, and {@link #caFile()}, {@link #appToken()},
+ * {@link #adminToken()} for anything else.
  */
 public final class MyelinServer implements AutoCloseable {
 
     private static final AtomicInteger STARTS = new AtomicInteger();
-    private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
-
     private final String name;
+    private final MyelinSecurity security;
+    private final HttpClient http;
     private final List<String> settings;
     private final Path binary;
     private final Path dataDir;
@@ -41,9 +53,15 @@ public final class MyelinServer implements AutoCloseable {
     private Process process;
     private int restarts;
 
-    private MyelinServer(String name, List<String> settings, int grpcPort, int httpPort, int internalPort)
-            throws IOException {
+    private MyelinServer(String name, MyelinSecurity security, List<String> settings, int grpcPort, int httpPort,
+                         int internalPort) throws IOException {
         this.name = name;
+        this.security = security;
+        HttpClient.Builder http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2));
+        if (security.tls()) {
+            http.sslContext(security.certificates().sslContext());
+        }
+        this.http = http.build();
         this.settings = settings;
         this.binary = binary();
         this.dataDir = Files.createTempDirectory("myelin-" + name + "-");
@@ -56,13 +74,26 @@ public final class MyelinServer implements AutoCloseable {
     }
 
     /**
-     * Starts a node and waits until {@code /actuator/health} answers 200.
+     * Starts a node with TLS and access control ({@link MyelinSecurity#secure()}) and waits until
+     * {@code /actuator/health} answers 200.
      *
-     * @param settings extra {@code key=value} properties, passed as {@code --set}
+     * @param settings extra {@code key=value} properties, passed as {@code --set} (after the security ones, so they
+     *                 win)
      */
     public static MyelinServer start(String name, String... settings) {
+        return start(name, MyelinSecurity.secure(), settings);
+    }
+
+    /** Starts a node without TLS and without access control: only for a test that truly needs plaintext. */
+    public static MyelinServer plain(String name, String... settings) {
+        return start(name, MyelinSecurity.plain(), settings);
+    }
+
+    /** Starts a node secured as {@code security} says and waits until {@code /actuator/health} answers 200. */
+    public static MyelinServer start(String name, MyelinSecurity security, String... settings) {
         try {
-            MyelinServer server = new MyelinServer(name, List.of(settings), freePort(), freePort(), freePort());
+            MyelinServer server = new MyelinServer(name, security, List.of(settings), freePort(), freePort(),
+                                                   freePort());
             server.launch(true);
             return server;
         } catch (IOException e) {
@@ -74,10 +105,11 @@ public final class MyelinServer implements AutoCloseable {
      * Starts a node on the given ports without waiting for it to become healthy (a cluster member is healthy only
      * once the cluster has a leader and the node caught up; see {@link MyelinCluster}).
      */
-    static MyelinServer launchUnchecked(String name, int grpcPort, int httpPort, int internalPort,
-                                        List<String> settings) {
+    static MyelinServer launchUnchecked(String name, MyelinSecurity security, int grpcPort, int httpPort,
+                                        int internalPort, List<String> settings) {
         try {
-            MyelinServer server = new MyelinServer(name, List.copyOf(settings), grpcPort, httpPort, internalPort);
+            MyelinServer server = new MyelinServer(name, security, List.copyOf(settings), grpcPort, httpPort,
+                                                   internalPort);
             server.launch(false);
             return server;
         } catch (IOException e) {
@@ -104,7 +136,9 @@ public final class MyelinServer implements AutoCloseable {
                 "--set", "axoniq.axonserver.internal-port=" + internalPort,
                 "--set", "axoniq.axonserver.hostname=localhost",
                 "--set", "axoniq.axonserver.name=" + name));
-        for (String setting : settings) {
+        List<String> all = new ArrayList<>(security.serverSettings());
+        all.addAll(settings);
+        for (String setting : all) {
             command.add("--set");
             command.add(setting);
         }
@@ -126,9 +160,7 @@ public final class MyelinServer implements AutoCloseable {
     /** The node's {@code /actuator/health}: status code and body; {@code null} when it does not answer. */
     HttpResponse<String> health() {
         try {
-            return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpPort + "/actuator/health"))
-                                        .timeout(Duration.ofSeconds(2)).GET().build(),
-                             HttpResponse.BodyHandlers.ofString());
+            return http.send(healthRequest(), HttpResponse.BodyHandlers.ofString());
         } catch (IOException e) {
             return null;
         } catch (InterruptedException e) {
@@ -145,10 +177,7 @@ public final class MyelinServer implements AutoCloseable {
                 throw new IllegalStateException("myelin exited with " + process.exitValue() + "; log: " + logTail());
             }
             try {
-                HttpResponse<String> response = HTTP.send(
-                        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpPort + "/actuator/health"))
-                                   .timeout(Duration.ofSeconds(2)).GET().build(),
-                        HttpResponse.BodyHandlers.ofString());
+                HttpResponse<String> response = http.send(healthRequest(), HttpResponse.BodyHandlers.ofString());
                 if (response.statusCode() == 200) {
                     return;
                 }
@@ -164,9 +193,85 @@ public final class MyelinServer implements AutoCloseable {
         throw new IllegalStateException("myelin not healthy after " + timeout + ": " + last + "; log: " + logTail());
     }
 
+    private HttpRequest healthRequest() {
+        return HttpRequest.newBuilder(URI.create(baseUrl() + "/actuator/health")).timeout(Duration.ofSeconds(2))
+                          .GET().build();
+    }
+
     /** host:port for {@code AxonServerConfiguration.servers}. */
     public String address() {
         return "localhost:" + grpcPort;
+    }
+
+    public MyelinSecurity security() {
+        return security;
+    }
+
+    /** The CA to trust; {@code null} without TLS. */
+    public Path caFile() {
+        return security.caFile();
+    }
+
+    /** The application token ({@link MyelinSecurity#appToken}); {@code null} without access control. */
+    public String appToken() {
+        return security.appToken(this);
+    }
+
+    /** The admin token; {@code null} without access control. */
+    public String adminToken() {
+        return security.adminToken();
+    }
+
+    /**
+     * Settings for an application of this node: its gRPC address, the CA ({@code axon.axonserver.ssl-enabled} and
+     * {@code cert-file}) and the application token.
+     */
+    public GiftCardApp.Settings appSettings() {
+        return security.appSettings(address(), this);
+    }
+
+    /** {@code https://127.0.0.1:<http port>} ({@code http://} without TLS); the certificate names 127.0.0.1. */
+    public String baseUrl() {
+        return (security.tls() ? "https" : "http") + "://127.0.0.1:" + httpPort;
+    }
+
+    /** An HTTP client that trusts the suite's CA (connect timeout 2 s). */
+    public HttpClient http() {
+        return http;
+    }
+
+    /** A REST request to {@code path} (e.g. {@code /v1/public}) with the application token, timeout 30 s. */
+    public HttpRequest.Builder request(String path) {
+        return request(path, appToken());
+    }
+
+    /** A REST request to {@code path} with the admin token (admin-only endpoints: processor control, ...). */
+    public HttpRequest.Builder adminRequest(String path) {
+        return request(path, adminToken());
+    }
+
+    /** A REST request to {@code path} carrying {@code token} ({@code null}: no token header). */
+    public HttpRequest.Builder request(String path, String token) {
+        return MyelinSecurity.withToken(HttpRequest.newBuilder(URI.create(baseUrl() + path))
+                                                   .timeout(Duration.ofSeconds(30)), token);
+    }
+
+    /** Sends {@code request} with {@link #http()}, body as a string. */
+    public HttpResponse<String> send(HttpRequest request) throws IOException, InterruptedException {
+        return http.send(request, HttpResponse.BodyHandlers.ofString());
+    }
+
+    /** The transport credentials a client of this node uses: TLS trusting the suite's CA, or plaintext. */
+    public ChannelCredentials channelCredentials() {
+        return security.tls() ? security.certificates().channelCredentials() : InsecureChannelCredentials.create();
+    }
+
+    /**
+     * A gRPC channel builder for {@code localhost:<gRPC port>} with {@link #channelCredentials()} and no token; add
+     * {@code .intercept(MyelinSecurity.tokenInterceptor(server.appToken()))} for an authenticated channel.
+     */
+    public ManagedChannelBuilder<?> channelBuilder() {
+        return Grpc.newChannelBuilderForAddress("localhost", grpcPort, channelCredentials());
     }
 
     public int grpcPort() {
