@@ -260,7 +260,9 @@ impl Principal {
         let roles = self.roles();
         match permission {
             Permission::Open | Permission::Authenticated => true,
-            Permission::Connect => roles.iter().any(|r| r.covers(context)),
+            Permission::Connect => roles.iter().any(|r| {
+                r.covers(context) || (r.role == Role::Admin && r.context == ADMIN_CONTEXT)
+            }),
             p if p.cluster_wide() => roles
                 .iter()
                 .any(|r| r.role.grants(p) && (r.context == "*" || r.context == ADMIN_CONTEXT)),

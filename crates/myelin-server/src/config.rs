@@ -424,7 +424,7 @@ static CONFIG_KEYS: &[ConfigKey] = &[
     },
     ConfigKey {
         property: "axoniq.axonserver.autocluster.contexts",
-        doc: "Contexts the first node creates (comma-separated); all of them share one replication group.",
+        doc: "Contexts of the cluster (comma-separated, the same on every node); all of them share one replication group.",
         set: |config, value| {
             config.autocluster_contexts = value
                 .split(',')

@@ -227,7 +227,12 @@ pub async fn start_with(
     let tls = Arc::new(NodeTls::load(&config.tls_files()?)?);
     let data_dir = config.event_storage.display().to_string();
     tracing::info!(events = %data_dir, snapshots = %config.snapshot_storage.display(), "opening storage");
-    let store = Store::open(&config.event_storage, &config.snapshot_storage).map_err(|source| {
+    let store = Store::open_with_contexts(
+        &config.event_storage,
+        &config.snapshot_storage,
+        &config.autocluster_contexts,
+    )
+    .map_err(|source| {
         StartError::Storage {
             path: data_dir.clone(),
             source,

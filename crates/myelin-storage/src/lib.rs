@@ -16,4 +16,4 @@ pub use cluster::InstalledRaftState;
 pub use error::StorageError;
 pub use outcome::{ApplyOutcome, Rejection};
 pub use raft_log::RaftLogState;
-pub use store::{Context, Store, StoredSchedule, DEFAULT_CONTEXT};
+pub use store::{Context, Store, StoredSchedule, ADMIN_CONTEXT, DEFAULT_CONTEXT};

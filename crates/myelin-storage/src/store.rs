@@ -23,6 +23,17 @@ use crate::outcome::{ApplyOutcome, Rejection};
 
 /// The context every node has.
 pub const DEFAULT_CONTEXT: &str = "default";
+/// The cluster's configuration pseudo-context: it holds no events.
+pub const ADMIN_CONTEXT: &str = "_admin";
+
+/// The id of a context other than `default` (0): FNV-1a of its name, never 0 and never the
+/// cluster pseudo-context's id.
+fn context_id_of(name: &str) -> ContextId {
+    let hash = name
+        .bytes()
+        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    hash.clamp(1, u32::MAX - 1)
+}
 
 pub(crate) const CF_RAFT: &str = "raft";
 pub(crate) const CF_EVENTS: &str = "events";
@@ -98,6 +109,31 @@ impl Store {
             contexts: HashMap::new(),
         };
         store.load_context(DEFAULT_CONTEXT, 0)?;
+        Ok(store)
+    }
+
+    /// Opens the store with contexts beyond `default` (`_admin` is not an event context and is
+    /// skipped). A context's id is derived from its name, so every node and every restart agrees
+    /// on it without coordination.
+    pub fn open_with_contexts(
+        event_dir: &Path,
+        snapshot_dir: &Path,
+        contexts: &[String],
+    ) -> Result<Store, StorageError> {
+        let mut store = Store::open(event_dir, snapshot_dir)?;
+        for name in contexts {
+            if name == DEFAULT_CONTEXT || name == ADMIN_CONTEXT || store.contexts.contains_key(name) {
+                continue;
+            }
+            let id = context_id_of(name);
+            if let Some(other) = store.contexts.values().find(|c| c.id == id) {
+                return Err(StorageError::Corrupt {
+                    what: "context ids",
+                    detail: format!("{name} and {} have the same id {id}; rename one", other.name),
+                });
+            }
+            store.load_context(name, id)?;
+        }
         Ok(store)
     }
 

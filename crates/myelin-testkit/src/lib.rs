@@ -148,6 +148,15 @@ pub struct AxonHeaders {
     token: Option<String>,
 }
 
+impl AxonHeaders {
+    pub fn new(context: &str, token: Option<&str>) -> AxonHeaders {
+        AxonHeaders {
+            context: context.to_string(),
+            token: token.map(str::to_string),
+        }
+    }
+}
+
 impl tonic::service::Interceptor for AxonHeaders {
     fn call(
         &mut self,
