@@ -67,7 +67,8 @@ async fn register(node: &TestNode, name: &str, roles: &[&str]) -> String {
 }
 
 fn denied(status: &Status) -> bool {
-    status.code() == tonic::Code::PermissionDenied && axon_code(status).as_deref() == Some("AXONIQ-1001")
+    status.code() == tonic::Code::PermissionDenied
+        && axon_code(status).as_deref() == Some("AXONIQ-1001")
 }
 
 fn rest_denied(reply: &Reply) -> bool {
@@ -107,7 +108,14 @@ async fn allowed_classes(node: &TestNode, token: &str) -> BTreeSet<&'static str>
     let channel = with_headers(node, "default", token);
     let http = node.node().http_addr();
     let rest = |method: &'static str, path: &'static str| async move {
-        request(http, method, path, &[("AxonIQ-Access-Token", token)], Some(&json!({}))).await
+        request(
+            http,
+            method,
+            path,
+            &[("AxonIQ-Access-Token", token)],
+            Some(&json!({})),
+        )
+        .await
     };
     let mut allowed = BTreeSet::new();
     let mut record = |class: &'static str, refused: bool| {
@@ -128,14 +136,18 @@ async fn allowed_classes(node: &TestNode, token: &str) -> BTreeSet<&'static str>
     record("publish-events", publish.as_ref().is_err_and(denied));
 
     let mut commands = client.commands.clone();
-    let dispatch = commands.dispatch(command("NoSuchCommand", "k", None, None)).await;
+    let dispatch = commands
+        .dispatch(command("NoSuchCommand", "k", None, None))
+        .await;
     record("dispatch-commands", dispatch.as_ref().is_err_and(denied));
 
     let handle = commands.open_stream(tokio_stream::pending()).await;
     record("handle-commands", handle.as_ref().is_err_and(denied));
 
     let mut queries = client.queries.clone();
-    let ask = queries.query(query("NoSuchQuery", 1, false, Some(100))).await;
+    let ask = queries
+        .query(query("NoSuchQuery", 1, false, Some(100)))
+        .await;
     record("dispatch-queries", ask.as_ref().is_err_and(denied));
 
     let answer = queries.open_stream(tokio_stream::pending()).await;
@@ -146,15 +158,27 @@ async fn allowed_classes(node: &TestNode, token: &str) -> BTreeSet<&'static str>
     let mut processors =
         EventProcessorAdminServiceClient::with_interceptor(channel.0.clone(), channel.1.clone());
     let listed = processors.get_all_event_processors(()).await;
-    assert_eq!(rest_denied(&clients), listed.as_ref().is_err_and(denied), "monitor: REST and gRPC agree");
+    assert_eq!(
+        rest_denied(&clients),
+        listed.as_ref().is_err_and(denied),
+        "monitor: REST and gRPC agree"
+    );
     record("monitor", rest_denied(&clients));
 
-    let pause = rest("PATCH", "/v1/components/c/processors/p/pause?context=default").await;
+    let pause = rest(
+        "PATCH",
+        "/v1/components/c/processors/p/pause?context=default",
+    )
+    .await;
     record("control-processors", rest_denied(&pause));
 
     let apps = rest("GET", "/v1/public/applications").await;
     let listed = applications(&channel).get_applications(()).await;
-    assert_eq!(rest_denied(&apps), listed.as_ref().is_err_and(denied), "view: REST and gRPC agree");
+    assert_eq!(
+        rest_denied(&apps),
+        listed.as_ref().is_err_and(denied),
+        "view: REST and gRPC agree"
+    );
     record("view-configuration", rest_denied(&apps));
 
     let delete = rest("DELETE", "/v1/users/nobody").await;
@@ -163,7 +187,11 @@ async fn allowed_classes(node: &TestNode, token: &str) -> BTreeSet<&'static str>
             user_name: "nobody".into(),
         })
         .await;
-    assert_eq!(rest_denied(&delete), deleted.as_ref().is_err_and(denied), "admin: REST and gRPC agree");
+    assert_eq!(
+        rest_denied(&delete),
+        deleted.as_ref().is_err_and(denied),
+        "admin: REST and gRPC agree"
+    );
     record("admin", rest_denied(&delete));
     allowed
 }
@@ -173,29 +201,76 @@ async fn every_role_allows_exactly_its_classes_of_calls() {
     tokio::time::timeout(Duration::from_secs(120), async {
         let node = TestNode::start_with(secured).await;
         let all = [
-            "connect", "read-events", "publish-events", "dispatch-commands", "handle-commands",
-            "dispatch-queries", "handle-queries", "monitor", "control-processors",
-            "view-configuration", "admin",
+            "connect",
+            "read-events",
+            "publish-events",
+            "dispatch-commands",
+            "handle-commands",
+            "dispatch-queries",
+            "handle-queries",
+            "monitor",
+            "control-processors",
+            "view-configuration",
+            "admin",
         ];
         let context_work = [
-            "connect", "read-events", "publish-events", "dispatch-commands", "handle-commands",
-            "dispatch-queries", "handle-queries", "monitor", "control-processors",
+            "connect",
+            "read-events",
+            "publish-events",
+            "dispatch-commands",
+            "handle-commands",
+            "dispatch-queries",
+            "handle-queries",
+            "monitor",
+            "control-processors",
         ];
         let matrix: Vec<(&str, Vec<&str>)> = vec![
             ("ADMIN@_admin", all.to_vec()),
             ("VIEW_CONFIGURATION@_admin", vec!["view-configuration"]),
-            ("CONTEXT_ADMIN@default", vec!["connect", "monitor", "control-processors"]),
+            (
+                "CONTEXT_ADMIN@default",
+                vec!["connect", "monitor", "control-processors"],
+            ),
             ("MONITOR@default", vec!["connect", "monitor"]),
             ("READ_EVENTS@default", vec!["connect", "read-events"]),
             ("PUBLISH_EVENTS@default", vec!["connect", "publish-events"]),
-            ("DISPATCH_COMMANDS@default", vec!["connect", "dispatch-commands"]),
-            ("SUBSCRIBE_COMMAND_HANDLER@default", vec!["connect", "handle-commands"]),
-            ("DISPATCH_QUERY@default", vec!["connect", "dispatch-queries"]),
-            ("SUBSCRIBE_QUERY_HANDLER@default", vec!["connect", "handle-queries"]),
+            (
+                "DISPATCH_COMMANDS@default",
+                vec!["connect", "dispatch-commands"],
+            ),
+            (
+                "SUBSCRIBE_COMMAND_HANDLER@default",
+                vec!["connect", "handle-commands"],
+            ),
+            (
+                "DISPATCH_QUERY@default",
+                vec!["connect", "dispatch-queries"],
+            ),
+            (
+                "SUBSCRIBE_QUERY_HANDLER@default",
+                vec!["connect", "handle-queries"],
+            ),
             ("USE_CONTEXT@default", context_work.to_vec()),
             ("TRANSFORM_ADMIN@default", vec!["connect"]),
-            ("READ@default", vec!["connect", "read-events", "dispatch-queries", "handle-queries", "monitor"]),
-            ("WRITE@default", vec!["connect", "publish-events", "dispatch-commands", "handle-commands"]),
+            (
+                "READ@default",
+                vec![
+                    "connect",
+                    "read-events",
+                    "dispatch-queries",
+                    "handle-queries",
+                    "monitor",
+                ],
+            ),
+            (
+                "WRITE@default",
+                vec![
+                    "connect",
+                    "publish-events",
+                    "dispatch-commands",
+                    "handle-commands",
+                ],
+            ),
             ("USE_CONTEXT@billing", vec![]),
         ];
         let mut failures = Vec::new();
@@ -208,8 +283,16 @@ async fn every_role_allows_exactly_its_classes_of_calls() {
             }
         }
         let admin = allowed_classes(&node, ADMIN_TOKEN).await;
-        assert_eq!(admin, all.iter().copied().collect(), "the admin token may do everything");
-        assert!(failures.is_empty(), "role matrix differs:\n{}", failures.join("\n"));
+        assert_eq!(
+            admin,
+            all.iter().copied().collect(),
+            "the admin token may do everything"
+        );
+        assert!(
+            failures.is_empty(),
+            "role matrix differs:\n{}",
+            failures.join("\n")
+        );
     })
     .await
     .expect("test timed out");
@@ -223,23 +306,34 @@ async fn an_application_of_one_context_cannot_touch_another() {
         let billing = register(&node, "billing", &["USE_CONTEXT@billing"]).await;
 
         let own = AxonClient::connect(&node.endpoint(), "default", Some(&orders)).await;
-        append(&own, vec![plain_event("OrderPlaced")]).await.expect("own context");
+        append(&own, vec![plain_event("OrderPlaced")])
+            .await
+            .expect("own context");
         assert_eq!(last_token(&own).await, 0);
 
         let trespass = AxonClient::connect(&node.endpoint(), "billing", Some(&orders)).await;
         let appended = append(&trespass, vec![plain_event("Sneaky")]).await;
-        assert!(appended.as_ref().is_err_and(denied), "append in billing: {appended:?}");
+        assert!(
+            appended.as_ref().is_err_and(denied),
+            "append in billing: {appended:?}"
+        );
         let mut events = trespass.events.clone();
         let read = events.get_last_token(GetLastTokenRequest {}).await;
         assert!(read.as_ref().is_err_and(denied), "read billing: {read:?}");
         let mut platform = trespass.platform.clone();
         let connect = platform.get_platform_server(identification()).await;
-        assert!(connect.as_ref().is_err_and(denied), "connect to billing: {connect:?}");
+        assert!(
+            connect.as_ref().is_err_and(denied),
+            "connect to billing: {connect:?}"
+        );
         let rest = request(
             node.node().http_addr(),
             "GET",
             "/v1/events?initialToken=0",
-            &[("AxonIQ-Access-Token", &orders), ("AxonIQ-Context", "billing")],
+            &[
+                ("AxonIQ-Access-Token", &orders),
+                ("AxonIQ-Context", "billing"),
+            ],
             None,
         )
         .await;
@@ -247,13 +341,23 @@ async fn an_application_of_one_context_cannot_touch_another() {
 
         // The billing application works in billing, and its events stay there.
         let theirs = AxonClient::connect(&node.endpoint(), "billing", Some(&billing)).await;
-        append(&theirs, vec![plain_event("InvoiceSent"), plain_event("InvoicePaid")])
-            .await
-            .expect("billing appends in billing");
+        append(
+            &theirs,
+            vec![plain_event("InvoiceSent"), plain_event("InvoicePaid")],
+        )
+        .await
+        .expect("billing appends in billing");
         assert_eq!(last_token(&theirs).await, 1);
-        assert_eq!(last_token(&own).await, 0, "default did not see billing's events");
+        assert_eq!(
+            last_token(&own).await,
+            0,
+            "default did not see billing's events"
+        );
         let cross = AxonClient::connect(&node.endpoint(), "default", Some(&billing)).await;
-        assert!(append(&cross, vec![plain_event("Nope")]).await.as_ref().is_err_and(denied));
+        assert!(append(&cross, vec![plain_event("Nope")])
+            .await
+            .as_ref()
+            .is_err_and(denied));
     })
     .await
     .expect("test timed out");
@@ -284,12 +388,27 @@ fn form_login(user: &str, password: &str) -> String {
 /// POSTs a login form (the GUI's way).
 async fn login(node: &TestNode, user: &str, password: &str) -> Reply {
     let form = form_login(user, password);
-    raw_post(node, "/login", "application/x-www-form-urlencoded", &form, &[]).await
+    raw_post(
+        node,
+        "/login",
+        "application/x-www-form-urlencoded",
+        &form,
+        &[],
+    )
+    .await
 }
 
-async fn raw_post(node: &TestNode, path: &str, content_type: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+async fn raw_post(
+    node: &TestNode,
+    path: &str,
+    content_type: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(node.node().http_addr()).await.expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(node.node().http_addr())
+        .await
+        .expect("connect");
     let mut head = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
         body.len()
@@ -305,12 +424,20 @@ async fn raw_post(node: &TestNode, path: &str, content_type: &str, body: &str, h
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
         .collect();
-    Reply { status, headers, body: body.to_string() }
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
 }
 
 #[tokio::test]
@@ -319,16 +446,31 @@ async fn users_log_in_with_passwords_sessions_need_csrf_and_bad_logins_are_locke
         let node = TestNode::start_with(secured).await;
         let http = node.node().http_addr();
         let admin = [("AxonIQ-Access-Token", ADMIN_TOKEN)];
-        let created = request(http, "POST", "/v1/users", &admin, Some(&json!({
-            "userName": "alice",
-            "password": "correct-horse",
-            "roles": ["MONITOR@default", "READ_EVENTS@default"],
-        }))).await;
+        let created = request(
+            http,
+            "POST",
+            "/v1/users",
+            &admin,
+            Some(&json!({
+                "userName": "alice",
+                "password": "correct-horse",
+                "roles": ["MONITOR@default", "READ_EVENTS@default"],
+            })),
+        )
+        .await;
         assert_eq!(created.status, 200, "{}", created.body);
-        let listed = request(http, "GET", "/v1/public/users", &admin, None).await.json();
+        let listed = request(http, "GET", "/v1/public/users", &admin, None)
+            .await
+            .json();
         assert_eq!(listed[0]["userName"], "alice");
-        assert_eq!(listed[0]["roles"], json!(["MONITOR@default", "READ_EVENTS@default"]));
-        assert!(!listed.to_string().contains("argon2"), "no password hash leaves the server");
+        assert_eq!(
+            listed[0]["roles"],
+            json!(["MONITOR@default", "READ_EVENTS@default"])
+        );
+        assert!(
+            !listed.to_string().contains("argon2"),
+            "no password hash leaves the server"
+        );
 
         println!("phase: HTTP Basic");
         let basic = |password: &str| {
@@ -336,28 +478,72 @@ async fn users_log_in_with_passwords_sessions_need_csrf_and_bad_logins_are_locke
             format!("Basic {}", encode(&format!("alice:{password}")))
         };
         let good = basic("correct-horse");
-        let reply = request(http, "GET", "/v1/components/clients?context=default", &[("Authorization", &good)], None).await;
+        let reply = request(
+            http,
+            "GET",
+            "/v1/components/clients?context=default",
+            &[("Authorization", &good)],
+            None,
+        )
+        .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        let reply = request(http, "DELETE", "/v1/users/alice", &[("Authorization", &good)], None).await;
+        let reply = request(
+            http,
+            "DELETE",
+            "/v1/users/alice",
+            &[("Authorization", &good)],
+            None,
+        )
+        .await;
         assert!(rest_denied(&reply), "alice is not an admin: {reply:?}");
 
         println!("phase: GUI session");
         let reply = login(&node, "alice", "correct-horse").await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         let set = cookies(&reply);
-        let session_cookie = set.iter().find(|c| c.starts_with("MYELIN_SESSION=")).expect("session cookie");
-        assert!(session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Strict"), "{session_cookie}");
+        let session_cookie = set
+            .iter()
+            .find(|c| c.starts_with("MYELIN_SESSION="))
+            .expect("session cookie");
+        assert!(
+            session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Strict"),
+            "{session_cookie}"
+        );
         let session = cookie_value(&set, "MYELIN_SESSION");
         let csrf = cookie_value(&set, "XSRF-TOKEN");
         let cookie = format!("MYELIN_SESSION={session}; XSRF-TOKEN={csrf}");
         let me = request(http, "GET", "/v1/public/user", &[("Cookie", &cookie)], None).await;
         assert_eq!(me.status, 200);
         assert_eq!(me.json()["user"], "alice");
-        let no_csrf = raw_post(&node, "/logout", "application/json", "{}", &[("Cookie", &cookie)]).await;
-        assert!(rest_denied(&no_csrf), "a state change without the CSRF token is refused: {no_csrf:?}");
-        let wrong_csrf = raw_post(&node, "/logout", "application/json", "{}", &[("Cookie", &cookie), ("X-XSRF-TOKEN", "forged")]).await;
+        let no_csrf = raw_post(
+            &node,
+            "/logout",
+            "application/json",
+            "{}",
+            &[("Cookie", &cookie)],
+        )
+        .await;
+        assert!(
+            rest_denied(&no_csrf),
+            "a state change without the CSRF token is refused: {no_csrf:?}"
+        );
+        let wrong_csrf = raw_post(
+            &node,
+            "/logout",
+            "application/json",
+            "{}",
+            &[("Cookie", &cookie), ("X-XSRF-TOKEN", "forged")],
+        )
+        .await;
         assert!(rest_denied(&wrong_csrf));
-        let out = raw_post(&node, "/logout", "application/json", "{}", &[("Cookie", &cookie), ("X-XSRF-TOKEN", &csrf)]).await;
+        let out = raw_post(
+            &node,
+            "/logout",
+            "application/json",
+            "{}",
+            &[("Cookie", &cookie), ("X-XSRF-TOKEN", &csrf)],
+        )
+        .await;
         assert_eq!(out.status, 204, "{out:?}");
         let after = request(http, "GET", "/v1/public/user", &[("Cookie", &cookie)], None).await;
         assert!(rest_denied(&after), "the session ended: {after:?}");
@@ -368,16 +554,36 @@ async fn users_log_in_with_passwords_sessions_need_csrf_and_bad_logins_are_locke
             assert!(rest_denied(&reply), "attempt {attempt}: {reply:?}");
         }
         let locked = login(&node, "alice", "correct-horse").await;
-        assert_eq!(locked.status, 429, "locked out even with the right password: {locked:?}");
+        assert_eq!(
+            locked.status, 429,
+            "locked out even with the right password: {locked:?}"
+        );
         assert_eq!(locked.error_code(), Some("AXONIQ-1900"));
-        let retry: u64 = locked.header("Retry-After").and_then(|v| v.parse().ok()).expect("Retry-After");
+        let retry: u64 = locked
+            .header("Retry-After")
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
         assert!(retry >= 1);
-        let basic_too = request(http, "GET", "/v1/public/user", &[("Authorization", &good)], None).await;
+        let basic_too = request(
+            http,
+            "GET",
+            "/v1/public/user",
+            &[("Authorization", &good)],
+            None,
+        )
+        .await;
         assert_eq!(basic_too.status, 429, "Basic auth shares the lockout");
         // Another user is not affected.
-        request(http, "POST", "/v1/users", &admin, Some(&json!({
-            "userName": "bob", "password": "bobs-password", "roles": ["MONITOR@default"]
-        }))).await;
+        request(
+            http,
+            "POST",
+            "/v1/users",
+            &admin,
+            Some(&json!({
+                "userName": "bob", "password": "bobs-password", "roles": ["MONITOR@default"]
+            })),
+        )
+        .await;
         assert_eq!(login(&node, "bob", "bobs-password").await.status, 200);
     })
     .await
@@ -406,18 +612,27 @@ async fn admin_grpc_services_manage_applications_and_users() {
             .into_inner()
             .token;
         assert_eq!(token.len(), 64);
-        let mut auth = AuthenticationServiceClient::with_interceptor(admin.0.clone(), admin.1.clone());
+        let mut auth =
+            AuthenticationServiceClient::with_interceptor(admin.0.clone(), admin.1.clone());
         let roles = auth
-            .authenticate_token(Token { token: token.clone() })
+            .authenticate_token(Token {
+                token: token.clone(),
+            })
             .await
             .expect("token known")
             .into_inner();
         assert_eq!(roles.application_name, "inventory");
-        let mut granted: Vec<String> = roles.application_role.iter().map(|r| format!("{}@{}", r.role, r.context)).collect();
+        let mut granted: Vec<String> = roles
+            .application_role
+            .iter()
+            .map(|r| format!("{}@{}", r.role, r.context))
+            .collect();
         granted.sort();
         assert_eq!(granted, ["PUBLISH_EVENTS@default", "READ_EVENTS@default"]);
         let app = AxonClient::connect(&node.endpoint(), "default", Some(&token)).await;
-        append(&app, vec![plain_event("Stocked")]).await.expect("the new token works");
+        append(&app, vec![plain_event("Stocked")])
+            .await
+            .expect("the new token works");
 
         let listed: Vec<String> = {
             let mut stream = apps.get_applications(()).await.expect("list").into_inner();
@@ -430,26 +645,43 @@ async fn admin_grpc_services_manage_applications_and_users() {
         assert_eq!(listed, ["inventory"]);
 
         let renewed = apps
-            .refresh_token(ApplicationId { application_name: "inventory".into() })
+            .refresh_token(ApplicationId {
+                application_name: "inventory".into(),
+            })
             .await
             .expect("refresh")
             .into_inner()
             .token;
         assert_ne!(renewed, token);
         let old = AxonClient::connect(&node.endpoint(), "default", Some(&token)).await;
-        assert!(append(&old, vec![plain_event("Late")]).await.as_ref().is_err_and(denied), "the old token is retired");
+        assert!(
+            append(&old, vec![plain_event("Late")])
+                .await
+                .as_ref()
+                .is_err_and(denied),
+            "the old token is retired"
+        );
         let new = AxonClient::connect(&node.endpoint(), "default", Some(&renewed)).await;
-        append(&new, vec![plain_event("Fresh")]).await.expect("the renewed token works");
+        append(&new, vec![plain_event("Fresh")])
+            .await
+            .expect("the renewed token works");
 
         let mut deleted = apps
-            .delete_application(ApplicationId { application_name: "inventory".into() })
+            .delete_application(ApplicationId {
+                application_name: "inventory".into(),
+            })
             .await
             .expect("delete")
             .into_inner();
         assert!(deleted.message().await.expect("completes").is_none());
-        assert!(append(&new, vec![plain_event("Gone")]).await.as_ref().is_err_and(denied));
+        assert!(append(&new, vec![plain_event("Gone")])
+            .await
+            .as_ref()
+            .is_err_and(denied));
         let missing = apps
-            .get_application(ApplicationId { application_name: "inventory".into() })
+            .get_application(ApplicationId {
+                application_name: "inventory".into(),
+            })
             .await
             .expect_err("deleted");
         assert_eq!(axon_code(&missing).as_deref(), Some("AXONIQ-1300"));
@@ -459,21 +691,30 @@ async fn admin_grpc_services_manage_applications_and_users() {
             .create_or_update_user(CreateOrUpdateUserRequest {
                 user_name: "carol".into(),
                 password: "carols-password".into(),
-                user_roles: vec![UserRoleRequest { role: "ADMIN".into(), context: "_admin".into() }],
+                user_roles: vec![UserRoleRequest {
+                    role: "ADMIN".into(),
+                    context: "_admin".into(),
+                }],
             })
             .await
             .expect("create user")
             .into_inner();
         assert!(done.message().await.expect("completes").is_none());
         let ok = auth
-            .authenticate_user(AuthenticateUserRequest { user_name: "carol".into(), password: "carols-password".into() })
+            .authenticate_user(AuthenticateUserRequest {
+                user_name: "carol".into(),
+                password: "carols-password".into(),
+            })
             .await
             .expect("right password")
             .into_inner();
         assert_eq!(ok.user_name, "carol");
         assert_eq!(ok.user_roles[0].role, "ADMIN");
         let wrong = auth
-            .authenticate_user(AuthenticateUserRequest { user_name: "carol".into(), password: "nope".into() })
+            .authenticate_user(AuthenticateUserRequest {
+                user_name: "carol".into(),
+                password: "nope".into(),
+            })
             .await
             .expect_err("wrong password");
         assert!(denied(&wrong));
@@ -481,7 +722,10 @@ async fn admin_grpc_services_manage_applications_and_users() {
             .create_or_update_user(CreateOrUpdateUserRequest {
                 user_name: "dave".into(),
                 password: "x".into(),
-                user_roles: vec![UserRoleRequest { role: "OVERLORD".into(), context: "default".into() }],
+                user_roles: vec![UserRoleRequest {
+                    role: "OVERLORD".into(),
+                    context: "default".into(),
+                }],
             })
             .await
             .expect_err("unknown role");
@@ -490,7 +734,10 @@ async fn admin_grpc_services_manage_applications_and_users() {
         // An application token cannot use the admin services.
         let reader = register(&node, "reader", &["READ_EVENTS@default"]).await;
         let as_reader = with_headers(&node, "default", &reader);
-        let refused = users(&as_reader).get_users(()).await.expect_err("not an admin");
+        let refused = users(&as_reader)
+            .get_users(())
+            .await
+            .expect_err("not an admin");
         assert!(denied(&refused));
     })
     .await
@@ -519,19 +766,31 @@ async fn applications_and_users_are_replicated_to_every_node() {
             Some(&body),
         )
         .await;
-        assert_eq!(reply.status, 200, "created through a follower: {}", reply.body);
+        assert_eq!(
+            reply.status, 200,
+            "created through a follower: {}",
+            reply.body
+        );
         let token = reply.body;
         for index in 0..3 {
             let endpoint = cluster.endpoint(index);
-            eventually("the application is known on every node", Duration::from_secs(10), || {
-                let endpoint = endpoint.clone();
-                let token = token.clone();
-                async move {
-                    let client = AxonClient::connect(&endpoint, "default", Some(&token)).await;
-                    let mut events = client.events.clone();
-                    events.get_last_token(GetLastTokenRequest {}).await.ok().map(|_| ())
-                }
-            })
+            eventually(
+                "the application is known on every node",
+                Duration::from_secs(10),
+                || {
+                    let endpoint = endpoint.clone();
+                    let token = token.clone();
+                    async move {
+                        let client = AxonClient::connect(&endpoint, "default", Some(&token)).await;
+                        let mut events = client.events.clone();
+                        events
+                            .get_last_token(GetLastTokenRequest {})
+                            .await
+                            .ok()
+                            .map(|_| ())
+                    }
+                },
+            )
             .await;
         }
     })
@@ -547,7 +806,11 @@ mod base64_for_tests {
         let bytes = text.as_bytes();
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..4 {
                 if i <= chunk.len() {

@@ -102,16 +102,31 @@ async fn https_serves_the_rest_api_and_refuses_plaintext_and_unknown_cas() {
         let node = TestNode::start_with(|c| use_tls(c, &files, &ca_file)).await;
         let http = node.node().http_addr();
 
-        let health = request_tls(http, &ca_file, "GET", "/actuator/health/liveness", &[], None)
-            .await
-            .expect("HTTPS with the right CA");
+        let health = request_tls(
+            http,
+            &ca_file,
+            "GET",
+            "/actuator/health/liveness",
+            &[],
+            None,
+        )
+        .await
+        .expect("HTTPS with the right CA");
         assert_eq!(health.status, 200, "{}", health.body);
         let me = request_tls(http, &ca_file, "GET", "/v1/public/me", &[], None)
             .await
             .expect("HTTPS");
         assert_eq!(me.json()["ssl"], true, "{}", me.body);
 
-        let refused = request_tls(http, &other_ca_file, "GET", "/actuator/health/liveness", &[], None).await;
+        let refused = request_tls(
+            http,
+            &other_ca_file,
+            "GET",
+            "/actuator/health/liveness",
+            &[],
+            None,
+        )
+        .await;
         assert!(refused.is_err(), "an unknown CA must fail the handshake");
 
         let plaintext = request(http, "GET", "/actuator/health/liveness", &[], None).await;
@@ -169,9 +184,11 @@ async fn certificates_rotated_on_disk_are_served_without_a_restart() {
         .await;
         let http = node.node().http_addr();
         let endpoint = grpc_endpoint(&node);
-        assert!(AxonClient::connect_tls(&endpoint, &old_ca_file, "default", None)
-            .await
-            .is_ok());
+        assert!(
+            AxonClient::connect_tls(&endpoint, &old_ca_file, "default", None)
+                .await
+                .is_ok()
+        );
 
         // The operator replaces both files with a pair from a new CA (cert-manager style).
         let new_ca = TestCa::new("new CA");
@@ -187,9 +204,16 @@ async fn certificates_rotated_on_disk_are_served_without_a_restart() {
                 .map(|_| ())
         })
         .await;
-        let health = request_tls(http, &new_ca_file, "GET", "/actuator/health/liveness", &[], None)
-            .await
-            .expect("HTTPS serves the new certificate too");
+        let health = request_tls(
+            http,
+            &new_ca_file,
+            "GET",
+            "/actuator/health/liveness",
+            &[],
+            None,
+        )
+        .await
+        .expect("HTTPS serves the new certificate too");
         assert_eq!(health.status, 200);
         assert!(
             AxonClient::connect_tls(&endpoint, &old_ca_file, "default", None)
@@ -201,9 +225,16 @@ async fn certificates_rotated_on_disk_are_served_without_a_restart() {
         // A half-written rotation (a key that does not match) keeps the working pair in service.
         let stray = TestCa::new("stray CA").server_files(&dir, "stray");
         std::fs::rename(&stray.private_key, &files.private_key).expect("replace key only");
-        let still = request_tls(http, &new_ca_file, "GET", "/actuator/health/liveness", &[], None)
-            .await
-            .expect("the previous pair stays in use");
+        let still = request_tls(
+            http,
+            &new_ca_file,
+            "GET",
+            "/actuator/health/liveness",
+            &[],
+            None,
+        )
+        .await
+        .expect("the previous pair stays in use");
         assert_eq!(still.status, 200);
     })
     .await

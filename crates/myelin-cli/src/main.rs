@@ -1,11 +1,15 @@
 //! The `myelin` binary: `serve` runs a node (single node, context `default`, data in `./data` unless
 //! configured otherwise); `healthcheck` asks the local node's `/actuator/health` and exits 0 when it
-//! is UP, for container images without a shell. Thin: the node lives in `myelin-server`.
+//! is UP (over HTTPS when the node uses TLS: it trusts exactly the node's own certificate), for
+//! container images without a shell; the administration commands (`admin.rs`) manage applications
+//! and users over REST. Thin: the node lives in `myelin-server`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+mod admin;
 
 use clap::{Parser, Subcommand};
 use myelin_server::config::{self, ConfigSources, NodeConfig};
@@ -29,6 +33,8 @@ enum Commands {
     Serve(ServeArgs),
     /// Exit 0 if the local node reports UP on /actuator/health, 1 otherwise.
     Healthcheck(HealthcheckArgs),
+    #[command(flatten)]
+    Admin(admin::AdminCommand),
 }
 
 #[derive(clap::Args, Default)]
@@ -75,6 +81,16 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Commands::Serve(ServeArgs::default())) {
         Commands::Serve(args) => runtime.block_on(serve(args)),
         Commands::Healthcheck(args) => runtime.block_on(healthcheck(args)),
+        Commands::Admin(command) => match runtime.block_on(admin::run(command)) {
+            Ok(output) => {
+                println!("{output}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("myelin: {message}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -233,7 +249,9 @@ async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
         match tls {
             Some(tls) => {
                 let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
-                let stream = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await?;
+                let stream = tokio_rustls::TlsConnector::from(tls)
+                    .connect(name, tcp)
+                    .await?;
                 ask_health(stream).await
             }
             None => ask_health(tcp).await,

@@ -1,4 +1,5 @@
-/* Myelin GUI logic: API client (access token, errors as toasts, SSE over fetch), the hash router
+/* Myelin GUI logic: API client (sign-in with a user's password or an access token, the CSRF
+   header, errors as toasts, SSE over fetch), the hash router
    with per-page scopes (polling, aborts), the top bar, a reusable SVG line chart, the topology
    diagram and the pages: overview, search, commands, queries, processors, cluster. */
 'use strict';
@@ -7,6 +8,8 @@
   const TOKEN_KEY = 'myelin.accessToken';
   const CONTEXT_KEY = 'myelin.context';
   const THEME_KEY = 'myelin.theme';
+  const CSRF_COOKIE = 'XSRF-TOKEN';
+  const SAFE_METHODS = ['GET', 'HEAD', 'OPTIONS'];
   const PAGES = ['overview', 'search', 'commands', 'queries', 'processors', 'cluster'];
   const TITLES = { overview: 'Overview', search: 'Search', commands: 'Commands', queries: 'Queries', processors: 'Event processors', cluster: 'Cluster' };
   const PALETTE = ['#2f6fde', '#e8743b', '#19a979', '#945ecf', '#e0457b', '#13a4b4', '#c99a16', '#6c8893', '#a6561d', '#5e7d2a', '#8b8b8b'];
@@ -16,6 +19,7 @@
   const storage = (kind) => ({
     get(k) { try { return window[kind].getItem(k); } catch (e) { return null; } },
     set(k, v) { try { window[kind].setItem(k, v); } catch (e) { /* private mode */ } },
+    remove(k) { try { window[kind].removeItem(k); } catch (e) { /* private mode */ } },
   });
   const local = storage('localStorage');
   const session = storage('sessionStorage');
@@ -70,7 +74,12 @@
     const s = q.toString();
     return s ? `${path}?${s}` : path;
   }
-  const state = { context: local.get(CONTEXT_KEY) || 'default' };
+  function cookie(name) {
+    const pair = document.cookie.split(/;\s*/).find((c) => c.startsWith(`${name}=`));
+    return pair ? pair.slice(name.length + 1) : '';
+  }
+  // user: who is signed in (shown in the top bar), null when access control is off or nobody is
+  const state = { context: local.get(CONTEXT_KEY) || 'default', user: null };
   const ctxUrl = (path, params = {}) => url(path, { context: state.context, ...params });
 
   // ---------------------------------------------------------------- toasts
@@ -106,12 +115,16 @@
     else toast(String(err.message || err), 'GUI');
   }
 
-  // ---------------------------------------------------------------- access token prompt
+  // ---------------------------------------------------------------- signing in
+  // With access control on, calls carry an access token (kept in sessionStorage, sent as
+  // AxonIQ-Access-Token) or the session cookie that POST /login sets; request() then echoes the
+  // XSRF-TOKEN cookie in X-XSRF-TOKEN on every state-changing call.
   const loginForm = $('#login');
   const loginBackdrop = $('#login-backdrop');
+  const loginError = $('#login-error');
   let loginWait = null;
-  /** Shows the token prompt; resolves once a token was entered (rejects with `err` on cancel). */
-  function askForToken(message, err) {
+  /** Shows the sign-in form; resolves once signed in (rejects with `err` on cancel). */
+  function askForLogin(message, err) {
     $('#login-message').textContent = message;
     $('#login-cancel').hidden = !session.get(TOKEN_KEY);
     if (!loginWait) {
@@ -120,11 +133,11 @@
       const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
       promise.catch(() => { /* handled by each waiter */ });
       loginWait = { promise, resolve, reject };
+      loginForm.reset();
+      loginError.hidden = true;
       loginBackdrop.hidden = false;
       loginForm.hidden = false;
-      const input = $('#token');
-      input.value = '';
-      setTimeout(() => input.focus(), 0);
+      setTimeout(() => $('#login-user').focus(), 0);
     }
     loginWait.err = err;
     return loginWait.promise;
@@ -137,20 +150,65 @@
     if (w && ok) w.resolve();
     else if (w) w.reject(w.err || new ApiError(401, 'AXONIQ-1000', 'No access token given'));
   }
-  loginForm.addEventListener('submit', (e) => {
+  function loginReason(err) {
+    if (session.get(TOKEN_KEY)) return `The access token was refused (${err.code}). Sign in again.`;
+    if (state.user) return `Your session has ended (${err.code}). Sign in again.`;
+    return 'This Myelin node has access control enabled. Sign in with your user name and password, or an access token.';
+  }
+  let whoCheck = null;
+  /** GET /v1/public/user: the caller the current credentials identify (one call at a time). */
+  function whoAmI() {
+    if (!whoCheck) whoCheck = request('/v1/public/user', { open: true, prompt: false }).finally(() => { whoCheck = null; });
+    return whoCheck;
+  }
+  function showUser(who) {
+    state.user = who ? who.user || 'access token' : null;
+    $('#user-name').textContent = state.user || '';
+    $('#user-name').hidden = !state.user;
+    $('#logout').hidden = !state.user;
+  }
+  loginForm.addEventListener('submit', async (e) => {
     e.preventDefault();
-    const value = $('#token').value.trim();
-    if (!value) return;
-    session.set(TOKEN_KEY, value);
-    closeLogin(true);
+    const user = $('#login-user').value.trim();
+    const token = $('#token').value.trim();
+    const fail = (text) => { loginError.textContent = text; loginError.hidden = false; };
+    if (!user && !token) return fail('Enter a user name and password, or an access token.');
+    const submit = $('#login-submit');
+    submit.disabled = true;
+    loginError.hidden = true;
+    try {
+      if (user) {
+        session.remove(TOKEN_KEY);
+        showUser(await request('/login', { method: 'POST', body: { userName: user, password: $('#login-password').value }, open: true, prompt: false }));
+      } else {
+        session.set(TOKEN_KEY, token);
+        showUser(await whoAmI());
+      }
+      closeLogin(true);
+    } catch (err) {
+      if (!user) session.remove(TOKEN_KEY);
+      if (err.status === 429) fail(`Too many failed logins, try again in ${err.retryAfter || 'a few'} s`);
+      else if (err.status === 401 || err.status === 403) fail(`${user ? 'Wrong user name or password' : 'The access token was refused'} (${err.code})`);
+      else fail(`${err.code} ${err.message}`);
+    } finally {
+      submit.disabled = false;
+    }
   });
   $('#login-cancel').addEventListener('click', () => closeLogin(false));
-  function loginReason(err, method) {
-    const had = !!session.get(TOKEN_KEY);
-    if (err.status === 403 && method !== 'GET') return `This action needs the admin token (${err.code}). ${err.message || ''}`.trim();
-    if (had) return `The token was refused (${err.code}). Enter an application or admin token.`;
-    return 'This Myelin node has access control enabled. Enter an application or admin token.';
-  }
+  $('#logout').addEventListener('click', async () => {
+    const hadSession = !!cookie(CSRF_COOKIE);
+    session.remove(TOKEN_KEY);
+    if (hadSession) {
+      // a session that already ended answers 403; the cookies are then stale anyway
+      try { await request('/logout', { method: 'POST', open: true, prompt: false }); } catch (e) { if (e.status !== 403) report(e); }
+    }
+    showUser(null);
+    if (current) current.dispose();
+    current = null;
+    pageEl.textContent = '';
+    delete pageEl.dataset.loaded;
+    askForLogin('You are signed out.').then(route, () => {});
+  });
 
   // ---------------------------------------------------------------- API client
   class ApiError extends Error {
@@ -174,10 +232,13 @@
         message = text.slice(0, 300);
       }
     } catch (e) { /* body unreadable */ }
-    return new ApiError(res.status, code || `HTTP ${res.status}`, message || res.statusText || 'Request failed');
+    const err = new ApiError(res.status, code || `HTTP ${res.status}`, message || res.statusText || 'Request failed');
+    err.retryAfter = res.headers.get('Retry-After');
+    return err;
   }
   async function request(path, opts = {}) {
-    const { method = 'GET', body, signal, stream = false, allow = [], open = false } = opts;
+    // open: do not wait while the sign-in form is up; prompt: false answers 401/403 as errors
+    const { method = 'GET', body, signal, stream = false, allow = [], open = false, prompt = true } = opts;
     for (let attempt = 0; ; attempt++) {
       // While the token prompt is up, calls wait for it instead of collecting more 401s.
       if (loginWait && !open) {
@@ -187,6 +248,8 @@
       const headers = { Accept: stream ? 'text/event-stream' : 'application/json' };
       const token = session.get(TOKEN_KEY);
       if (token) headers['AxonIQ-Access-Token'] = token;
+      const csrf = SAFE_METHODS.includes(method) ? '' : cookie(CSRF_COOKIE);
+      if (csrf) headers['X-XSRF-TOKEN'] = csrf;
       if (body !== undefined) headers['Content-Type'] = 'application/json';
       let res;
       try {
@@ -195,9 +258,14 @@
         if (e.name === 'AbortError' || (signal && signal.aborted)) throw abortError();
         throw new ApiError(0, 'OFFLINE', `Cannot reach Myelin (${method} ${path.split('?')[0]})`);
       }
-      if ((res.status === 401 || res.status === 403) && attempt < 6) {
+      if ((res.status === 401 || res.status === 403) && prompt && attempt < 6) {
         const err = await errorOf(res);
-        await askForToken(loginReason(err, method), err);
+        // still signed in: the caller lacks a role for this call, which is reported where it was made
+        const who = await whoAmI().catch(() => null);
+        if (who) throw new ApiError(res.status, err.code, `Forbidden: ${who.user || 'this token'} has no role that allows ${method} ${path.split('?')[0]}`);
+        const reason = loginReason(err);
+        showUser(null);
+        await askForLogin(reason, err);
         if (signal && signal.aborted) throw abortError();
         continue;
       }
@@ -1667,8 +1735,13 @@
     try {
       const me = await request('/v1/public/me', { open: true });
       if (me && me.name) $('#node-name').textContent = me.name;
-      if (me && me.authentication && !session.get(TOKEN_KEY)) {
-        askForToken('This Myelin node has access control enabled. Enter an application or admin token.');
+      if (me && me.authentication) {
+        try {
+          showUser(await whoAmI());
+        } catch (e) {
+          if (e.status === 401 || e.status === 403) askForLogin(loginReason(e), e);
+          else report(e);
+        }
       }
     } catch (e) {
       /* an older node without /v1/public/me: the first call that needs a token will ask */

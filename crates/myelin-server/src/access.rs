@@ -13,7 +13,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use myelin_protocol::log::{AdminEntry, UpdateAdminState};
 use myelin_storage::Store;
@@ -222,8 +224,14 @@ pub enum Principal {
     /// The shared `accesscontrol.token`: `READ` and `WRITE` on every context (what an application
     /// does), no processor control, nothing cluster-wide.
     SharedToken,
-    Application { name: String, roles: Vec<ContextRole> },
-    User { name: String, roles: Vec<ContextRole> },
+    Application {
+        name: String,
+        roles: Vec<ContextRole>,
+    },
+    User {
+        name: String,
+        roles: Vec<ContextRole>,
+    },
 }
 
 impl Principal {
@@ -416,7 +424,9 @@ impl AccessControl {
             return Ok(Some(Principal::SharedToken));
         }
         // Looked up by hash: a guess learns nothing from timing about the stored tokens.
-        let Some(name) = self.store.admin_entry(&format!("{APP_TOKEN_PREFIX}{}", token_hash(token)))?
+        let Some(name) = self
+            .store
+            .admin_entry(&format!("{APP_TOKEN_PREFIX}{}", token_hash(token)))?
         else {
             return Ok(None);
         };
@@ -485,7 +495,9 @@ impl AccessControl {
         } else if let Some(old) = &old {
             app.token_hash = old.token_hash.clone();
         }
-        update.put.push(entry(&format!("{APP_PREFIX}{}", app.name), &app)?);
+        update
+            .put
+            .push(entry(&format!("{APP_PREFIX}{}", app.name), &app)?);
         Ok(update)
     }
 
@@ -678,7 +690,13 @@ pub fn authorize(
     if principal.may(permission, context) {
         Ok(())
     } else {
-        tracing::debug!(caller = principal.name(), ?permission, context, method, "not allowed");
+        tracing::debug!(
+            caller = principal.name(),
+            ?permission,
+            context,
+            method,
+            "not allowed"
+        );
         Err(ApiError::InvalidToken {
             method: method.to_string(),
         })

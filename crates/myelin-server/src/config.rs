@@ -1091,9 +1091,18 @@ mod tests {
             (SSL_ENABLED, "true"),
             (SSL_CERT_CHAIN_FILE, "/tls/tls.crt"),
             (SSL_PRIVATE_KEY_FILE, "/tls/tls.key"),
-            ("axoniq.axonserver.ssl.internal-cert-chain-file", "/tls/internal.crt"),
-            ("axoniq.axonserver.ssl.internal-private-key-file", "/tls/internal.key"),
-            ("axoniq.axonserver.ssl.internal-trust-manager-file", "/tls/ca.crt"),
+            (
+                "axoniq.axonserver.ssl.internal-cert-chain-file",
+                "/tls/internal.crt",
+            ),
+            (
+                "axoniq.axonserver.ssl.internal-private-key-file",
+                "/tls/internal.key",
+            ),
+            (
+                "axoniq.axonserver.ssl.internal-trust-manager-file",
+                "/tls/ca.crt",
+            ),
             ("axoniq.axonserver.ssl.trusted-certificates", "/tls/ca.crt"),
             ("axoniq.axonserver.ssl.reload-interval", "1000"),
             (HTTP_SSL_ENABLED, "false"),

@@ -232,11 +232,9 @@ pub async fn start_with(
         &config.snapshot_storage,
         &config.autocluster_contexts,
     )
-    .map_err(|source| {
-        StartError::Storage {
-            path: data_dir.clone(),
-            source,
-        }
+    .map_err(|source| StartError::Storage {
+        path: data_dir.clone(),
+        source,
     })?;
     let store = Arc::new(store);
     let node_id = store
@@ -394,7 +392,7 @@ pub async fn start_with(
         crate::http::router(shared.clone())
             .into_make_service_with_connect_info::<tls::RemoteAddr>(),
     )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await });
+    .with_graceful_shutdown(async move { shutdown.cancelled().await });
     let http_task = tokio::spawn(async move {
         if let Err(e) = http.await {
             tracing::error!("HTTP server failed: {e}");

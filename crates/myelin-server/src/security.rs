@@ -15,8 +15,7 @@ use myelin_protocol::wire::admin::{
     ApplicationContextRole, ApplicationId, ApplicationOverview, ApplicationRequest,
     ApplicationRoles, AuthenticateUserRequest, Client, ClientApplication,
     ConnectedApplicationOverview, ContextId, ContextRole as WireContextRole,
-    CreateOrUpdateUserRequest, DeleteUserRequest, Token, UserOverview, UserRoleOverview,
-    UserRoles,
+    CreateOrUpdateUserRequest, DeleteUserRequest, Token, UserOverview, UserRoleOverview, UserRoles,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -51,7 +50,10 @@ fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn commit(shared: &Shared, update: myelin_protocol::log::UpdateAdminState) -> Result<(), ApiError> {
+async fn commit(
+    shared: &Shared,
+    update: myelin_protocol::log::UpdateAdminState,
+) -> Result<(), ApiError> {
     shared.propose(Command::UpdateAdminState(update)).await?;
     Ok(())
 }
@@ -96,7 +98,11 @@ pub(crate) async fn renew_token(shared: &Shared, name: &str, by: &str) -> Result
     Ok(token)
 }
 
-pub(crate) async fn delete_application(shared: &Shared, name: &str, by: &str) -> Result<(), ApiError> {
+pub(crate) async fn delete_application(
+    shared: &Shared,
+    name: &str,
+    by: &str,
+) -> Result<(), ApiError> {
     let update = shared.access.delete_application(name)?;
     commit(shared, update).await?;
     tracing::info!(target: "AUDIT", by, application = name, "application deleted");
@@ -142,7 +148,9 @@ pub(crate) async fn delete_user(shared: &Shared, name: &str, by: &str) -> Result
 }
 
 /// Parses `ROLE@context` texts.
-pub(crate) fn parse_roles<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<Vec<ContextRole>, ApiError> {
+pub(crate) fn parse_roles<'a>(
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<ContextRole>, ApiError> {
     texts.into_iter().map(ContextRole::parse).collect()
 }
 
@@ -260,7 +268,9 @@ impl ApplicationAdminService for SecurityAdmin {
         _: Request<()>,
     ) -> Result<Response<Self::GetApplicationsStream>, Status> {
         let apps = self.shared.access.applications()?;
-        Ok(Response::new(stream_of(apps.iter().map(overview).collect())))
+        Ok(Response::new(stream_of(
+            apps.iter().map(overview).collect(),
+        )))
     }
 
     async fn refresh_token(
@@ -327,7 +337,14 @@ impl UserAdminService for SecurityAdmin {
                 },
             });
         }
-        save_user(&self.shared, &request.user_name, Some(request.password), roles, &by).await?;
+        save_user(
+            &self.shared,
+            &request.user_name,
+            Some(request.password),
+            roles,
+            &by,
+        )
+        .await?;
         Ok(Response::new(stream_of(Vec::new())))
     }
 

@@ -136,7 +136,12 @@ impl CertificateFiles {
             modified(&self.files.cert_chain),
             modified(&self.files.private_key),
         ];
-        let unchanged = self.current.read().unwrap_or_else(|p| p.into_inner()).stamps == stamps;
+        let unchanged = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .stamps
+            == stamps;
         if unchanged {
             return Ok(false);
         }
@@ -338,10 +343,18 @@ impl tower::Service<http::Uri> for PeerConnector {
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let config = self.trust.config();
         Box::pin(async move {
-            let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
-            let host = uri.host().ok_or_else(|| invalid("address without a host"))?;
-            let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-            let port = uri.port_u16().ok_or_else(|| invalid("address without a port"))?;
+            let invalid =
+                |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
+            let host = uri
+                .host()
+                .ok_or_else(|| invalid("address without a host"))?;
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let port = uri
+                .port_u16()
+                .ok_or_else(|| invalid("address without a port"))?;
             let name = ServerName::try_from(host.clone())
                 .map_err(|_| invalid("host is not a valid TLS server name"))?;
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
@@ -609,7 +622,9 @@ impl NodeTls {
                         "TLS certificate reloaded"
                     ),
                     Ok(false) => {}
-                    Err(e) => tracing::warn!("TLS certificate not reloaded, the previous one stays in use: {e}"),
+                    Err(e) => tracing::warn!(
+                        "TLS certificate not reloaded, the previous one stays in use: {e}"
+                    ),
                 }
             }
             let Some(peers) = &self.peers else {
@@ -618,7 +633,9 @@ impl NodeTls {
             match peers.reload_if_changed() {
                 Ok(true) => tracing::info!("trusted certificates for cluster traffic reloaded"),
                 Ok(false) => {}
-                Err(e) => tracing::warn!("trusted certificates not reloaded, the previous ones stay in use: {e}"),
+                Err(e) => tracing::warn!(
+                    "trusted certificates not reloaded, the previous ones stay in use: {e}"
+                ),
             }
         }
     }

@@ -29,9 +29,9 @@ pub const ADMIN_CONTEXT: &str = "_admin";
 /// The id of a context other than `default` (0): FNV-1a of its name, never 0 and never the
 /// cluster pseudo-context's id.
 fn context_id_of(name: &str) -> ContextId {
-    let hash = name
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let hash = name.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
     hash.clamp(1, u32::MAX - 1)
 }
 
@@ -122,14 +122,18 @@ impl Store {
     ) -> Result<Store, StorageError> {
         let mut store = Store::open(event_dir, snapshot_dir)?;
         for name in contexts {
-            if name == DEFAULT_CONTEXT || name == ADMIN_CONTEXT || store.contexts.contains_key(name) {
+            if name == DEFAULT_CONTEXT || name == ADMIN_CONTEXT || store.contexts.contains_key(name)
+            {
                 continue;
             }
             let id = context_id_of(name);
             if let Some(other) = store.contexts.values().find(|c| c.id == id) {
                 return Err(StorageError::Corrupt {
                     what: "context ids",
-                    detail: format!("{name} and {} have the same id {id}; rename one", other.name),
+                    detail: format!(
+                        "{name} and {} have the same id {id}; rename one",
+                        other.name
+                    ),
                 });
             }
             store.load_context(name, id)?;

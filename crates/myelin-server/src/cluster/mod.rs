@@ -132,9 +132,8 @@ impl Cluster {
         match endpoint(&info.internal_address) {
             Ok(endpoint) => {
                 let channel = match &self.peer_tls {
-                    Some(trust) => endpoint.connect_with_connector_lazy(
-                        crate::tls::PeerConnector::new(trust.clone()),
-                    ),
+                    Some(trust) => endpoint
+                        .connect_with_connector_lazy(crate::tls::PeerConnector::new(trust.clone())),
                     None => endpoint.connect_lazy(),
                 };
                 tracing::info!(node = %info.name, id = info.id, address = %info.internal_address, "peer address known");

@@ -68,7 +68,10 @@ pub(crate) async fn caller(
                 return Err(invalid());
             }
         }
-        return shared.access.session_principal(&session)?.ok_or_else(invalid);
+        return shared
+            .access
+            .session_principal(&session)?
+            .ok_or_else(invalid);
     }
     Err(ApiError::TokenMissing {
         method: method.to_string(),

@@ -171,7 +171,10 @@ async fn authorize(
         .get::<axum::extract::ConnectInfo<crate::tls::RemoteAddr>>()
         .map(|info| info.0 .0.ip());
     let caller = auth::caller(&shared, request.method(), request.headers(), from, &method).await?;
-    let context = context_of(query_param(request.uri(), "context").as_deref(), request.headers());
+    let context = context_of(
+        query_param(request.uri(), "context").as_deref(),
+        request.headers(),
+    );
     access::authorize(&caller, permission, &context, &method)?;
     request.extensions_mut().insert(auth::Caller(Some(caller)));
     Ok(next.run(request).await)

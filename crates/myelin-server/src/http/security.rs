@@ -51,7 +51,9 @@ pub(crate) async fn list_applications(
     State(shared): State<Arc<Shared>>,
 ) -> Result<Json<Value>, ApiError> {
     let apps = shared.access.applications()?;
-    Ok(Json(Value::Array(apps.iter().map(application_json).collect())))
+    Ok(Json(Value::Array(
+        apps.iter().map(application_json).collect(),
+    )))
 }
 
 pub(crate) async fn get_application(
