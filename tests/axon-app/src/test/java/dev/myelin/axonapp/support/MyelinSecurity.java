@@ -5,19 +5,24 @@ import io.grpc.ClientInterceptor;
 import io.grpc.Metadata;
 import io.grpc.stub.MetadataUtils;
 
+import java.io.IOException;
 import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
+import java.util.stream.Collectors;
 
 /**
  * How a Myelin process of the suite is secured, and the credentials its clients use. One instance is shared by a
  * server across its restarts and by every node of a {@link MyelinCluster}.
  * <ul>
  *     <li>{@link #secure()} (the default of {@link MyelinServer} and {@link MyelinCluster}): TLS on the gRPC, HTTP
- *     and cluster ports with {@link TestCertificates#suite()}, and access control with a fresh admin token, a fresh
- *     shared application token ({@code accesscontrol.token}) and a fresh internal token (node to node).</li>
+ *     and cluster ports with {@link TestCertificates#suite()}, and access control with a fresh admin token and a
+ *     fresh internal token (node to node); applications use the token of an application registered through REST
+ *     with the roles an Axon application needs ({@link #appToken(MyelinServer)}).</li>
  *     <li>{@link #plain()}: neither; only for a test that truly needs plaintext (none does today).</li>
  * </ul>
  * The application token clients use comes from {@link #appToken(MyelinServer)} only.
@@ -33,7 +38,6 @@ public final class MyelinSecurity {
     private final TestCertificates certificates;
     private final boolean accessControl;
     private final String adminToken;
-    private final String sharedAppToken;
     private final String internalToken;
     private String appToken;
 
@@ -41,7 +45,6 @@ public final class MyelinSecurity {
         this.certificates = certificates;
         this.accessControl = accessControl;
         this.adminToken = accessControl ? "admin-" + UUID.randomUUID() : null;
-        this.sharedAppToken = accessControl ? "app-" + UUID.randomUUID() : null;
         this.internalToken = accessControl ? "internal-" + UUID.randomUUID() : null;
     }
 
@@ -88,27 +91,60 @@ public final class MyelinSecurity {
         return internalToken;
     }
 
+    /** The roles the suite's application gets: what an Axon Framework application does, no processor control. */
+    static final List<String> APPLICATION_ROLES = List.of("READ_EVENTS", "PUBLISH_EVENTS", "DISPATCH_COMMANDS",
+                                                          "SUBSCRIBE_COMMAND_HANDLER", "DISPATCH_QUERY",
+                                                          "SUBSCRIBE_QUERY_HANDLER", "MONITOR");
+
     /**
      * THE token applications and tests use as "an application" (GiftCardApp settings, raw gRPC, non-admin REST);
-     * {@code null} without access control. Worked out once and kept, so every node of a cluster and every restart
-     * hand out the same one.
-     * <p>
-     * Today: the shared application token given to the server as {@code axoniq.axonserver.accesscontrol.token}.
-     * To use an application registered through REST instead, change only this method: on first call,
-     * {@code POST /v1/applications} through {@code via} ({@code via.adminRequest("/v1/applications")} sent with
-     * {@code via.http()}) with JSON {@code {"applicationName":..,"description":..,"roles":[{"context":"default",
-     * "roles":["USE_CONTEXT"]}]}}, and keep the text/plain answer as the token.
+     * {@code null} without access control. On first call it registers application {@code giftcard-suite} with
+     * {@link #APPLICATION_ROLES} in context {@code default} through {@code via}'s REST API (with the admin token)
+     * and keeps the token it answers, so every node of a cluster and every restart hand out the same one.
      *
-     * @param via the server (a running node, for a cluster) to obtain the token from
+     * @param via the server (a running node, for a cluster) to register the application on
      */
     public synchronized String appToken(MyelinServer via) {
         if (!accessControl) {
             return null;
         }
         if (appToken == null) {
-            appToken = sharedAppToken;
+            appToken = register(via);
         }
         return appToken;
+    }
+
+    private static String register(MyelinServer via) {
+        String roles = APPLICATION_ROLES.stream().map(r -> "\"" + r + "\"").collect(Collectors.joining(","));
+        String body = "{\"applicationName\":\"giftcard-suite\",\"description\":\"the suite's Axon application\","
+                + "\"roles\":[{\"context\":\"default\",\"roles\":[" + roles + "]}]}";
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        String last = "no answer";
+        while (System.nanoTime() < deadline) {
+            try {
+                HttpResponse<String> response = via.send(via.adminRequest("/v1/applications")
+                                                            .header("Content-Type", "application/json")
+                                                            .POST(HttpRequest.BodyPublishers.ofString(body))
+                                                            .build());
+                if (response.statusCode() == 200 && response.body().length() == 64) {
+                    return response.body();
+                }
+                last = response.statusCode() + " " + response.body();
+            } catch (IOException e) {
+                last = e.toString();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException(e);
+            }
+            // A cluster that just formed may still be electing; try again shortly.
+            try {
+                Thread.sleep(200);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException(e);
+            }
+        }
+        throw new IllegalStateException("could not register the suite's application: " + last);
     }
 
     /**
@@ -134,7 +170,6 @@ public final class MyelinSecurity {
         if (accessControl) {
             settings.add("axoniq.axonserver.accesscontrol.enabled=true");
             settings.add("axoniq.axonserver.accesscontrol.admin-token=" + adminToken);
-            settings.add("axoniq.axonserver.accesscontrol.token=" + sharedAppToken);
             settings.add("axoniq.axonserver.accesscontrol.internal-token=" + internalToken);
         }
         return settings;
