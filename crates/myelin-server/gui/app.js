@@ -125,9 +125,10 @@
   let loginWait = null;
   /** Shows the sign-in form; resolves once signed in (rejects with `err` on cancel). */
   function askForLogin(message, err) {
-    $('#login-message').textContent = message;
-    $('#login-cancel').hidden = !session.get(TOKEN_KEY);
     if (!loginWait) {
+      // the first reason stays: calls refused after it only repeat it
+      $('#login-message').textContent = message;
+      $('#login-cancel').hidden = !session.get(TOKEN_KEY);
       let resolve;
       let reject;
       const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
@@ -240,7 +241,7 @@
     // open: do not wait while the sign-in form is up; prompt: false answers 401/403 as errors
     const { method = 'GET', body, signal, stream = false, allow = [], open = false, prompt = true } = opts;
     for (let attempt = 0; ; attempt++) {
-      // While the token prompt is up, calls wait for it instead of collecting more 401s.
+      // While the sign-in form is up, calls wait for it instead of collecting more 401s.
       if (loginWait && !open) {
         await loginWait.promise;
         if (signal && signal.aborted) throw abortError();

@@ -181,6 +181,13 @@ impl NodeConfig {
         {
             return Err(ConfigError::AccessControlWithoutToken);
         }
+        // With access control on, an open cluster port would let anyone who reaches it act as a node.
+        if self.access_control_enabled
+            && self.autocluster_first.is_some()
+            && !has_token(&self.internal_token)
+        {
+            return Err(ConfigError::ClusterWithoutInternalToken);
+        }
 
         if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE).contains(&self.max_message_size_bytes) {
             return Err(ConfigError::MessageSizeOutOfRange {
@@ -647,6 +654,10 @@ pub enum ConfigError {
         "{ACCESS_CONTROL_ENABLED} is true but neither {ACCESS_CONTROL_TOKEN} nor {ACCESS_CONTROL_ADMIN_TOKEN} is set"
     )]
     AccessControlWithoutToken,
+    #[error(
+        "{ACCESS_CONTROL_ENABLED} is true and this node is in a cluster, but axoniq.axonserver.accesscontrol.internal-token is not set: the cluster port would accept anyone"
+    )]
+    ClusterWithoutInternalToken,
     #[error("{MAX_MESSAGE_SIZE_KEY} is {bytes} bytes: it must be between 64KB and 256MB")]
     MessageSizeOutOfRange { bytes: usize },
     #[error("{enabled} is on but {needed} are not both set (PEM files)")]
@@ -1459,6 +1470,13 @@ mod tests {
         config.access_control_token = None;
         config.access_control_admin_token = Some("a".to_string());
         assert!(config.validate().is_ok());
+        config.autocluster_first = Some("node-0:8224".to_string());
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::ClusterWithoutInternalToken)
+        ));
+        config.internal_token = Some("i".to_string());
+        assert!(config.validate().is_ok());
 
         for (bytes, valid) in [
             (MIN_MESSAGE_SIZE, true),
@@ -1472,6 +1490,53 @@ mod tests {
             };
             assert_eq!(config.validate().is_ok(), valid, "{bytes} bytes");
         }
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_http_follows_grpc_unless_told_otherwise() {
+        let error = from_file("axoniq.axonserver.ssl.enabled=true\n").unwrap_err();
+        assert!(
+            matches!(error, ConfigError::MissingTlsFile { .. }),
+            "{error}"
+        );
+        let (config, _) = from_file(
+            "axoniq.axonserver.ssl.enabled=true\n\
+             axoniq.axonserver.ssl.cert-chain-file=/tls/tls.crt\n\
+             axoniq.axonserver.ssl.private-key-file=/tls/tls.key\n\
+             axoniq.axonserver.ssl.internal-private-key-file=/tls/internal.key\n",
+        )
+        .unwrap();
+        let files = config.tls_files().unwrap();
+        let grpc = files.grpc.clone().unwrap();
+        assert_eq!(files.http.as_ref(), Some(&grpc), "HTTPS with the gRPC pair");
+        let internal = files.internal.unwrap();
+        assert_eq!(internal.cert_chain, grpc.cert_chain);
+        assert_eq!(internal.private_key, PathBuf::from("/tls/internal.key"));
+
+        let mut plain_http = config.clone();
+        plain_http.http_ssl_enabled = Some(false);
+        assert_eq!(plain_http.tls_files().unwrap().http, None);
+
+        let (only_http, _) = from_file(
+            "server.ssl.certificate=/tls/http.crt\nserver.ssl.certificate-private-key=/tls/http.key\n",
+        )
+        .unwrap();
+        let files = only_http.tls_files().unwrap();
+        assert!(files.grpc.is_none() && files.internal.is_none());
+        assert_eq!(
+            files.http.unwrap().cert_chain,
+            PathBuf::from("/tls/http.crt")
+        );
+    }
+
+    #[test]
+    fn keystores_are_refused_with_directions() {
+        let error = from_file("server.ssl.key-store=/tls/keystore.p12\n").unwrap_err();
+        assert!(matches!(error, ConfigError::KeystoreNotSupported { .. }));
+        assert!(
+            error.to_string().contains("server.ssl.certificate"),
+            "{error}"
+        );
     }
 
     #[test]
