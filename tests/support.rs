@@ -550,21 +550,48 @@ pub mod http {
         Ok(exchange(stream, method, path, headers, body).await)
     }
 
+    /// POSTs `body` as `content_type` (e.g. a login form) to `address`.
+    pub async fn post(
+        address: std::net::SocketAddr,
+        path: &str,
+        content_type: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let mut all = headers.to_vec();
+        all.push(("Content-Type", content_type));
+        send(stream, "POST", path, &all, body).await
+    }
+
     async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-        mut stream: S,
+        stream: S,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> Reply {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut all = headers.to_vec();
+        if !body.is_empty() {
+            all.push(("Content-Type", "application/json"));
+        }
+        send(stream, method, path, &all, &body).await
+    }
+
+    async fn send<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        mut stream: S,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
         let mut head =
             format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !body.is_empty() {
-            head.push_str("Content-Type: application/json\r\n");
         }
         head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
         stream.write_all(head.as_bytes()).await.expect("write");

@@ -154,6 +154,22 @@ pub(crate) fn parse_roles<'a>(
     texts.into_iter().map(ContextRole::parse).collect()
 }
 
+/// Roles given per context (Axon's application messages): `(context, role names)` pairs.
+pub(crate) fn roles_in_contexts<'a>(
+    per_context: impl IntoIterator<Item = (&'a str, &'a [String])>,
+) -> Result<Vec<ContextRole>, ApiError> {
+    let mut roles = Vec::new();
+    for (context, names) in per_context {
+        for name in names {
+            roles.push(ContextRole {
+                role: access::Role::parse(name)?,
+                context: context.to_string(),
+            });
+        }
+    }
+    Ok(roles)
+}
+
 /// Roles grouped per context, as Axon's application messages carry them.
 pub(crate) fn roles_per_context(roles: &[ContextRole]) -> Vec<(String, Vec<String>)> {
     let mut grouped: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -215,15 +231,12 @@ impl ApplicationAdminService for SecurityAdmin {
     ) -> Result<Response<Token>, Status> {
         let by = caller_name(&call_context(&request)?.caller);
         let request = request.into_inner();
-        let mut roles = Vec::new();
-        for per_context in &request.roles_per_context {
-            for role in &per_context.roles {
-                roles.push(ContextRole {
-                    role: access::Role::parse(role)?,
-                    context: per_context.context.clone(),
-                });
-            }
-        }
+        let roles = roles_in_contexts(
+            request
+                .roles_per_context
+                .iter()
+                .map(|c| (c.context.as_str(), c.roles.as_slice())),
+        )?;
         let change = ApplicationChange {
             name: request.application_name,
             description: request.description,

@@ -93,15 +93,11 @@ pub(crate) async fn save_application(
     Extension(caller): Extension<Caller>,
     Json(body): Json<ApplicationBody>,
 ) -> Result<Response, ApiError> {
-    let mut roles = Vec::new();
-    for per_context in &body.roles {
-        for role in &per_context.roles {
-            roles.push(ContextRole {
-                role: Role::parse(role)?,
-                context: per_context.context.clone(),
-            });
-        }
-    }
+    let roles = security::roles_in_contexts(
+        body.roles
+            .iter()
+            .map(|c| (c.context.as_str(), c.roles.as_slice())),
+    )?;
     let change = ApplicationChange {
         name: body.application_name,
         description: body.description,
