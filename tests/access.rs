@@ -28,6 +28,7 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 const ADMIN_TOKEN: &str = "admin-secret";
+const TEST_WAIT: Duration = Duration::from_secs(10);
 
 fn secured(config: &mut NodeConfig) {
     config.access_control_enabled = true;
@@ -353,6 +354,47 @@ async fn an_application_of_one_context_cannot_touch_another() {
             0,
             "default did not see billing's events"
         );
+        // Listings that span contexts show each caller only its own.
+        let _billing_app =
+            myelin_tests::platform::Application::connect(&theirs, "billing-1", &[(0, 1)]).await;
+        let http = node.node().http_addr();
+        let billing_sees = eventually("the billing client is listed", TEST_WAIT, || async {
+            let reply = request(
+                http,
+                "GET",
+                "/v1/components/clients?context=billing",
+                &[("AxonIQ-Access-Token", &billing)],
+                None,
+            )
+            .await;
+            reply.body.contains("billing-1").then_some(reply)
+        })
+        .await;
+        assert_eq!(billing_sees.status, 200);
+        let reply = request(
+            http,
+            "GET",
+            "/v1/components/clients",
+            &[("AxonIQ-Access-Token", &orders)],
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+        assert!(
+            !reply.body.contains("billing-1"),
+            "orders must not see billing's clients: {}",
+            reply.body
+        );
+        let visible = request(
+            http,
+            "GET",
+            "/v1/public/visiblecontexts",
+            &[("AxonIQ-Access-Token", &orders)],
+            None,
+        )
+        .await;
+        assert_eq!(visible.json(), json!(["default"]));
+
         let cross = AxonClient::connect(&node.endpoint(), "default", Some(&billing)).await;
         assert!(append(&cross, vec![plain_event("Nope")])
             .await

@@ -568,7 +568,14 @@ impl AccessControl {
                     .await
                     .unwrap_or(false)
             }
-            None => false,
+            None => {
+                // Pay for a verification anyway, so timing does not tell which user names exist.
+                let password = password.to_string();
+                tokio::task::spawn_blocking(move || verify_password(&password, stand_in_hash()))
+                    .await
+                    .unwrap_or(false);
+                false
+            }
         };
         match (ok, record, stored) {
             (true, Some(record), Some(stored)) => {
@@ -662,6 +669,12 @@ impl AccessControl {
             roles: u.roles,
         }))
     }
+}
+
+/// A hash to verify against when the user does not exist (made once).
+fn stand_in_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&new_token()).unwrap_or_default())
 }
 
 fn credentials_fingerprint(user: &str, password: &str) -> [u8; 32] {

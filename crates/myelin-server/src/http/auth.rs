@@ -28,6 +28,22 @@ const LOGIN_BODY_LIMIT: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub(crate) struct Caller(pub Option<Principal>);
 
+impl Caller {
+    /// Whether listings that span contexts may show this caller what happens in `context`.
+    pub(crate) fn sees(&self, context: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|p| p.may(crate::access::Permission::Monitor, context))
+    }
+
+    /// Whether the caller has any role in `context`.
+    pub(crate) fn uses(&self, context: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|p| p.may(crate::access::Permission::Connect, context))
+    }
+}
+
 /// Finds and checks the caller's credentials. `method` names the request in errors.
 pub(crate) async fn caller(
     shared: &Shared,

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
+use super::auth::Caller;
 use super::myelin::{applications, node_name, voter_nodes};
 use super::ContextParam;
 use crate::api_error::ApiError;
@@ -96,12 +97,26 @@ pub(super) async fn version() -> Json<Value> {
     }))
 }
 
-pub(super) async fn my_contexts(State(shared): State<Arc<Shared>>) -> Json<Vec<String>> {
-    Json(shared.store.context_names())
+/// The contexts the caller has a role in.
+pub(super) async fn my_contexts(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Json<Vec<String>> {
+    let mut names: Vec<String> = shared
+        .store
+        .context_names()
+        .into_iter()
+        .filter(|c| caller.uses(c))
+        .collect();
+    names.sort();
+    Json(names)
 }
 
-pub(super) async fn visible_contexts(State(shared): State<Arc<Shared>>) -> Json<Vec<String>> {
-    Json(shared.store.context_names())
+pub(super) async fn visible_contexts(
+    state: State<Arc<Shared>>,
+    caller: Extension<Caller>,
+) -> Json<Vec<String>> {
+    my_contexts(state, caller).await
 }
 
 /// Every context with the nodes that store it and its leader.
@@ -174,10 +189,14 @@ pub(super) async fn status(
 }
 
 /// Connected client instances, one entry each, with the node each is connected to.
-pub(super) async fn clients(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>> {
+pub(super) async fn clients(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Json<Vec<Value>> {
     let clients = everywhere(&shared)
         .await
         .into_iter()
+        .filter(|c| caller.sees(&c.client.context))
         .map(|NodeClient { node, client }| {
             json!({
                 "name": client.client_id,
@@ -192,17 +211,21 @@ pub(super) async fn clients(State(shared): State<Arc<Shared>>) -> Json<Vec<Value
     Json(clients)
 }
 
-pub(super) async fn client_ids(State(shared): State<Arc<Shared>>) -> Json<Value> {
+pub(super) async fn client_ids(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Json<Value> {
     let platform: BTreeMap<String, String> = shared
         .clients
         .list()
         .into_iter()
+        .filter(|c| caller.sees(&c.context))
         .map(|c| (c.stream_id, format!("{}.{}", c.client_id, c.context)))
         .collect();
     let streams = |registrations: Vec<Registration>| -> BTreeMap<String, String> {
         registrations
             .into_iter()
-            .filter(|r| r.node.is_none())
+            .filter(|r| r.node.is_none() && caller.sees(&r.context))
             .map(|r| (r.stream_id, format!("{}.{}", r.client_id, r.context)))
             .collect()
     };
@@ -290,8 +313,12 @@ fn registrations_json(shared: &Shared, registrations: Vec<Registration>) -> Vec<
         .collect()
 }
 
-pub(super) async fn commands(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>> {
-    let registrations = shared.commands.registrations();
+pub(super) async fn commands(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Json<Vec<Value>> {
+    let mut registrations = shared.commands.registrations();
+    registrations.retain(|r| caller.sees(&r.context));
     Json(registrations_json(&shared, registrations))
 }
 
@@ -312,9 +339,15 @@ pub(super) async fn command_count(State(shared): State<Arc<Shared>>) -> Json<usi
 }
 
 /// Per query name: the components that handle it and their clients (Axon's shape).
-pub(super) async fn queries(State(shared): State<Arc<Shared>>) -> Json<Vec<Value>> {
+pub(super) async fn queries(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Json<Vec<Value>> {
     let mut by_name: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
     for registration in shared.queries.registrations() {
+        if !caller.sees(&registration.context) {
+            continue;
+        }
         for name in &registration.names {
             by_name
                 .entry(name.clone())
