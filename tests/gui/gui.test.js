@@ -6,55 +6,12 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer, launchBrowser, screenshot, waitFor } = require('./support');
+const { startServer, launchBrowser, screenshot, waitFor, onPage, UI_TIMEOUT_MS } = require('./support');
 const traffic = require('./traffic');
 
 const SUITE_TIMEOUT_MS = 300_000;
 const TEST_TIMEOUT_MS = 90_000;
-const UI_TIMEOUT_MS = 20_000; // for one thing to appear on a page that polls every 1–2 s
 const LOADED = 'main#page[data-loaded="1"]';
-const VIEWPORT = { width: 1440, height: 900 };
-
-/**
- * Opens `#/<route>` in a fresh browser context, runs `body(page)`, always saves a screenshot
- * named `shot`, and fails on console errors (besides those `allowed` matches).
- */
-async function onPage(t, browser, server, route, shot, body, { allowed = () => false } = {}) {
-  const context = await browser.newContext({ viewport: VIEWPORT });
-  const page = await context.newPage();
-  page.setDefaultTimeout(UI_TIMEOUT_MS);
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() !== 'error') return;
-    const where = msg.location() && msg.location().url;
-    // Chromium asks for /favicon.ico when the page names no icon; its 404 is not the GUI's error
-    if (where && where.endsWith('/favicon.ico')) return;
-    const line = `console.error: ${msg.text()}${where ? ` (${where})` : ''}`;
-    if (!allowed(line)) errors.push(line);
-  });
-  page.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));
-  let failed = true;
-  try {
-    const index = await fetch(`${server.url}/`, { signal: AbortSignal.timeout(5000) });
-    if (!index.ok) throw new Error(`GET ${server.url}/ answered ${index.status}: this binary does not serve the GUI`);
-    await page.goto(`${server.url}/#/${route}`, { waitUntil: 'load', timeout: UI_TIMEOUT_MS });
-    await body(page, t);
-    failed = false;
-  } catch (err) {
-    // what the page logged helps to read the failure
-    if (errors.length) err.message += `\nbrowser console:\n${errors.join('\n')}`;
-    throw err;
-  } finally {
-    try {
-      const file = await screenshot(page, shot);
-      t.diagnostic(`screenshot: ${file}`);
-    } catch (err) {
-      t.diagnostic(`no screenshot of ${shot}: ${err.message}`);
-    }
-    await context.close();
-  }
-  if (!failed) assert.deepEqual(errors, [], `console errors on #/${route}`);
-}
 
 /** Waits until the page rendered data (`data-loaded="1"`) and shows `route`. */
 async function loaded(page, route) {

@@ -8,48 +8,21 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const { startServer, launchBrowser, screenshot, waitFor } = require('./support');
+const support = require('./support');
+
+const { startServer, launchBrowser, screenshot, waitFor, UI_TIMEOUT_MS } = support;
 const traffic = require('./traffic');
 
 const SUITE_TIMEOUT_MS = 300_000;
 const TEST_TIMEOUT_MS = 90_000;
-const UI_TIMEOUT_MS = 20_000;
 const LOADED = 'main#page[data-loaded="1"]';
-const VIEWPORT = { width: 1440, height: 900 };
 const PROCESSOR = 'section.processor[data-processor="card-summary"]';
 // calls made without (valid) credentials answer 401/403 (429 when locked out); Chromium logs those
 const AUTH_ERRORS = (line) => /status of (401|403|429)\b/.test(line);
 
-/**
- * Opens `#/<route>` in a fresh browser context, runs `body(page, context)`, always saves a
- * screenshot named `shot`, and fails on console errors (besides those `allowed` matches).
- */
-async function onPage(t, browser, server, route, shot, body, { allowed = AUTH_ERRORS } = {}) {
-  const context = await browser.newContext({ viewport: VIEWPORT });
-  const page = await context.newPage();
-  page.setDefaultTimeout(UI_TIMEOUT_MS);
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() !== 'error') return;
-    const where = msg.location() && msg.location().url;
-    if (where && where.endsWith('/favicon.ico')) return;
-    const line = `console.error: ${msg.text()}${where ? ` (${where})` : ''}`;
-    if (!allowed(line)) errors.push(line);
-  });
-  page.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));
-  let failed = true;
-  try {
-    await page.goto(`${server.url}/#/${route}`, { waitUntil: 'load', timeout: UI_TIMEOUT_MS });
-    await body(page, context);
-    failed = false;
-  } catch (err) {
-    if (errors.length) err.message += `\nbrowser console:\n${errors.join('\n')}`;
-    throw err;
-  } finally {
-    await shoot(t, page, shot);
-    await context.close();
-  }
-  if (!failed) assert.deepEqual(errors, [], `console errors on #/${route}`);
+/** `support.onPage` where refused calls (logged by Chromium) are expected. */
+function onPage(t, browser, server, route, shot, body, options = {}) {
+  return support.onPage(t, browser, server, route, shot, body, { allowed: AUTH_ERRORS, ...options });
 }
 
 async function shoot(t, page, name) {
