@@ -2,7 +2,7 @@
 //! gRPC and HTTPS; plaintext clients and clients with another CA are refused; certificates
 //! rotated on disk are served without a restart; a three-node cluster replicates over TLS.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use myelin_protocol::grpc::control::ClientIdentification;
@@ -29,6 +29,33 @@ fn identification() -> ClientIdentification {
     }
 }
 
+/// A node with TLS from a fresh CA; the certificate files live in `dir` as long as the value.
+struct TlsNode {
+    node: TestNode,
+    ca_file: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl TlsNode {
+    async fn start(adjust: impl FnOnce(&mut NodeConfig)) -> TlsNode {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let ca = TestCa::new("myelin test CA");
+        let ca_file = ca.write_pem(&dir.path().join("ca.pem"));
+        let files = ca.server_files(dir.path(), "node");
+        let node = TestNode::start_with(|c| {
+            use_tls(c, &files, &ca_file);
+            adjust(c);
+        })
+        .await;
+        TlsNode { node, ca_file, dir }
+    }
+
+    /// The certificate of a CA the node does not use.
+    fn other_ca(&self) -> PathBuf {
+        TestCa::new("some other CA").write_pem(&self.dir.path().join("other.pem"))
+    }
+}
+
 /// `http://localhost:<grpc port>`: the connector adds TLS and checks the name `localhost`.
 fn grpc_endpoint(node: &TestNode) -> String {
     format!("http://localhost:{}", node.node().grpc_addr().port())
@@ -37,14 +64,10 @@ fn grpc_endpoint(node: &TestNode) -> String {
 #[tokio::test]
 async fn grpc_clients_need_the_right_ca_and_plaintext_is_refused() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let dir = tempfile_dir();
-        let ca = TestCa::new("myelin test CA");
-        let ca_file = ca.write_pem(&dir.join("ca.pem"));
-        let other_ca_file = TestCa::new("some other CA").write_pem(&dir.join("other.pem"));
-        let files = ca.server_files(&dir, "node");
-        let node = TestNode::start_with(|c| use_tls(c, &files, &ca_file)).await;
+        let secured = TlsNode::start(|_| {}).await;
+        let (node, ca_file, other_ca_file) = (&secured.node, &secured.ca_file, secured.other_ca());
 
-        let mut client = AxonClient::connect_tls(&grpc_endpoint(&node), &ca_file, "default", None)
+        let mut client = AxonClient::connect_tls(&grpc_endpoint(node), ca_file, "default", None)
             .await
             .expect("a client trusting the CA connects");
         let info = client
@@ -60,7 +83,7 @@ async fn grpc_clients_need_the_right_ca_and_plaintext_is_refused() {
         assert_eq!(last_token(&client).await, 0);
 
         let wrong_ca =
-            AxonClient::connect_tls(&grpc_endpoint(&node), &other_ca_file, "default", None).await;
+            AxonClient::connect_tls(&grpc_endpoint(node), &other_ca_file, "default", None).await;
         assert!(
             wrong_ca.is_err(),
             "a client that does not trust the node's CA must not connect"
@@ -94,26 +117,15 @@ async fn grpc_clients_need_the_right_ca_and_plaintext_is_refused() {
 #[tokio::test]
 async fn https_serves_the_rest_api_and_refuses_plaintext_and_unknown_cas() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let dir = tempfile_dir();
-        let ca = TestCa::new("myelin test CA");
-        let ca_file = ca.write_pem(&dir.join("ca.pem"));
-        let other_ca_file = TestCa::new("some other CA").write_pem(&dir.join("other.pem"));
-        let files = ca.server_files(&dir, "node");
-        let node = TestNode::start_with(|c| use_tls(c, &files, &ca_file)).await;
+        let secured = TlsNode::start(|_| {}).await;
+        let (node, ca_file, other_ca_file) = (&secured.node, &secured.ca_file, secured.other_ca());
         let http = node.node().http_addr();
 
-        let health = request_tls(
-            http,
-            &ca_file,
-            "GET",
-            "/actuator/health/liveness",
-            &[],
-            None,
-        )
-        .await
-        .expect("HTTPS with the right CA");
+        let health = request_tls(http, ca_file, "GET", "/actuator/health/liveness", &[], None)
+            .await
+            .expect("HTTPS with the right CA");
         assert_eq!(health.status, 200, "{}", health.body);
-        let me = request_tls(http, &ca_file, "GET", "/v1/public/me", &[], None)
+        let me = request_tls(http, ca_file, "GET", "/v1/public/me", &[], None)
             .await
             .expect("HTTPS");
         assert_eq!(me.json()["ssl"], true, "{}", me.body);
@@ -142,15 +154,8 @@ async fn https_serves_the_rest_api_and_refuses_plaintext_and_unknown_cas() {
 #[tokio::test]
 async fn http_can_stay_plaintext_while_grpc_uses_tls() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let dir = tempfile_dir();
-        let ca = TestCa::new("myelin test CA");
-        let ca_file = ca.write_pem(&dir.join("ca.pem"));
-        let files = ca.server_files(&dir, "node");
-        let node = TestNode::start_with(|c| {
-            use_tls(c, &files, &ca_file);
-            c.http_ssl_enabled = Some(false);
-        })
-        .await;
+        let secured = TlsNode::start(|c| c.http_ssl_enabled = Some(false)).await;
+        let (node, ca_file) = (&secured.node, &secured.ca_file);
         let health = request(
             node.node().http_addr(),
             "GET",
@@ -161,7 +166,7 @@ async fn http_can_stay_plaintext_while_grpc_uses_tls() {
         .await;
         assert_eq!(health.status, 200, "{health:?}");
         assert!(
-            AxonClient::connect_tls(&grpc_endpoint(&node), &ca_file, "default", None)
+            AxonClient::connect_tls(&grpc_endpoint(node), ca_file, "default", None)
                 .await
                 .is_ok()
         );
@@ -173,10 +178,11 @@ async fn http_can_stay_plaintext_while_grpc_uses_tls() {
 #[tokio::test]
 async fn certificates_rotated_on_disk_are_served_without_a_restart() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let dir = tempfile_dir();
+        let temporary = tempfile::tempdir().expect("temporary directory");
+        let dir = temporary.path();
         let old_ca = TestCa::new("old CA");
         let old_ca_file = old_ca.write_pem(&dir.join("old-ca.pem"));
-        let files = old_ca.server_files(&dir, "node");
+        let files = old_ca.server_files(dir, "node");
         let node = TestNode::start_with(|c| {
             use_tls(c, &files, &old_ca_file);
             c.ssl_reload_interval_ms = 50;
@@ -193,7 +199,7 @@ async fn certificates_rotated_on_disk_are_served_without_a_restart() {
         // The operator replaces both files with a pair from a new CA (cert-manager style).
         let new_ca = TestCa::new("new CA");
         let new_ca_file = new_ca.write_pem(&dir.join("new-ca.pem"));
-        let staged = new_ca.server_files(&dir, "staged");
+        let staged = new_ca.server_files(dir, "staged");
         std::fs::rename(&staged.private_key, &files.private_key).expect("replace key");
         std::fs::rename(&staged.cert_chain, &files.cert_chain).expect("replace chain");
 
@@ -223,7 +229,7 @@ async fn certificates_rotated_on_disk_are_served_without_a_restart() {
         );
 
         // A half-written rotation (a key that does not match) keeps the working pair in service.
-        let stray = TestCa::new("stray CA").server_files(&dir, "stray");
+        let stray = TestCa::new("stray CA").server_files(dir, "stray");
         std::fs::rename(&stray.private_key, &files.private_key).expect("replace key only");
         let still = request_tls(
             http,
@@ -244,10 +250,11 @@ async fn certificates_rotated_on_disk_are_served_without_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_replicates_over_tls_with_the_internal_token() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let dir = tempfile_dir();
+        let temporary = tempfile::tempdir().expect("temporary directory");
+        let dir = temporary.path();
         let ca = TestCa::new("cluster CA");
         let ca_file = ca.write_pem(&dir.join("ca.pem"));
-        let files = ca.server_files(&dir, "nodes");
+        let files = ca.server_files(dir, "nodes");
         let cluster = TestCluster::start(3, |_, c| {
             use_tls(c, &files, &ca_file);
             c.internal_token = Some("internal-secret".to_string());
@@ -272,11 +279,4 @@ async fn a_cluster_replicates_over_tls_with_the_internal_token() {
     })
     .await
     .expect("test timed out");
-}
-
-/// A directory that lives as long as the test process (certificates outlive the node).
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("myelin-tls-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temporary directory");
-    dir
 }
