@@ -182,7 +182,8 @@ pub(crate) fn roles_per_context(roles: &[ContextRole]) -> Vec<(String, Vec<Strin
     grouped.into_iter().collect()
 }
 
-fn caller_name(request_caller: &Option<Principal>) -> String {
+/// Who made a change, for the audit log.
+pub(crate) fn caller_name(request_caller: &Option<Principal>) -> String {
     request_caller
         .as_ref()
         .map_or("(access control off)".to_string(), |p| p.name().to_string())

@@ -605,6 +605,9 @@ impl NodeTls {
 
     /// Checks the files every `every` until `shutdown`, and swaps in what changed.
     pub async fn watch(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        if self.certificates.is_empty() && self.peers.is_none() {
+            return;
+        }
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -638,5 +641,58 @@ impl NodeTls {
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a fresh self-signed pair for `localhost` to `chain` and `key`.
+    fn write_pair(chain: &Path, key: &Path) -> Vec<u8> {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        std::fs::write(chain, certified.cert.pem()).expect("write chain");
+        std::fs::write(key, certified.signing_key.serialize_pem()).expect("write key");
+        certified.cert.der().to_vec()
+    }
+
+    fn served(files: &CertificateFiles) -> Vec<u8> {
+        files.current().cert[0].as_ref().to_vec()
+    }
+
+    #[test]
+    fn a_rotated_pair_is_swapped_in_and_a_mismatched_one_is_not() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (chain, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        let first = write_pair(&chain, &key);
+        let files = CertificateFiles::load(PemFiles {
+            cert_chain: chain.clone(),
+            private_key: key.clone(),
+        })
+        .expect("loads");
+        assert_eq!(served(&files), first);
+        assert!(
+            !files.reload_if_changed().expect("unchanged"),
+            "nothing changed"
+        );
+
+        // A new pair written by a rotation: both files move on together.
+        let staged = dir.path().join("staged");
+        std::fs::create_dir(&staged).expect("staging directory");
+        let second = write_pair(&staged.join("tls.crt"), &staged.join("tls.key"));
+        std::fs::rename(staged.join("tls.key"), &key).expect("replace key");
+        std::fs::rename(staged.join("tls.crt"), &chain).expect("replace chain");
+        assert!(files.reload_if_changed().expect("reloads"));
+        assert_eq!(served(&files), second);
+
+        // Only the key replaced (a rotation caught halfway): refused, the working pair stays.
+        write_pair(&staged.join("tls.crt"), &staged.join("tls.key"));
+        std::fs::rename(staged.join("tls.key"), &key).expect("replace key only");
+        assert!(matches!(
+            files.reload_if_changed(),
+            Err(TlsError::KeyMismatch { .. })
+        ));
+        assert_eq!(served(&files), second);
     }
 }

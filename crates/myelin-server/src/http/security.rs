@@ -19,10 +19,7 @@ use crate::node::Shared;
 use crate::security::{self, ApplicationChange};
 
 fn by(caller: &Caller) -> String {
-    caller
-        .0
-        .as_ref()
-        .map_or("(access control off)".to_string(), |p| p.name().to_string())
+    security::caller_name(&caller.0)
 }
 
 fn application_json(app: &ApplicationRecord) -> Value {
