@@ -100,9 +100,15 @@ fn load_certified_key(files: &PemFiles) -> Result<CertifiedKey, TlsError> {
     })
 }
 
-/// When a file was last written; `None` if it cannot be read.
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// What tells that a file changed: its write time, its inode (a file replaced by a rename, as
+/// rotations and Kubernetes Secret updates do, is a new one even within one timestamp tick) and
+/// its size; `None` if it cannot be read.
+type Stamp = Option<(SystemTime, u64, u64)>;
+
+fn modified(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.ino(), meta.len()))
 }
 
 /// A server certificate that follows its files: `reload_if_changed` swaps in the new pair once
@@ -117,7 +123,7 @@ pub struct CertificateFiles {
 #[derive(Debug)]
 struct Loaded {
     key: Arc<CertifiedKey>,
-    stamps: [Option<SystemTime>; 2],
+    stamps: [Stamp; 2],
 }
 
 impl CertificateFiles {
@@ -280,7 +286,7 @@ impl rustls::client::danger::ServerCertVerifier for OwnCertificate {
 #[derive(Debug)]
 pub struct TrustFile {
     path: Option<PathBuf>,
-    current: RwLock<(Arc<ClientConfig>, Option<SystemTime>)>,
+    current: RwLock<(Arc<ClientConfig>, Stamp)>,
 }
 
 impl TrustFile {
